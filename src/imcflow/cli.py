@@ -1,0 +1,47 @@
+"""The ``imcflow`` command line: parses arguments, calls the public API, prints or writes.
+
+Each subcommand is a module in :mod:`imcflow.cli_commands` with ``register(subparsers)``; the
+subcommand's handler returns an exit code. Library errors become one clear line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Sequence
+
+from imcflow.errors import ImcflowError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from imcflow import cli_commands
+
+    parser = argparse.ArgumentParser(
+        prog="imcflow",
+        description="Map, verify, cost and compress CNNs on in-memory-computing crossbar arrays.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for info in sorted(pkgutil.iter_modules(cli_commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"imcflow.cli_commands.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except ImcflowError as exc:
+        print(f"imcflow {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"imcflow {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

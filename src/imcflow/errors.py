@@ -1,0 +1,58 @@
+"""The exception hierarchy of imcflow.
+
+Every error a user can cause derives from :class:`ImcflowError`; configuration mistakes also derive from
+:class:`ValueError` so that generic callers can catch them the usual way. Messages name the field, the
+value received and what is allowed.
+"""
+from __future__ import annotations
+
+
+class ImcflowError(Exception):
+    """Base class of every error imcflow raises on purpose."""
+
+
+class ConfigError(ImcflowError, ValueError):
+    """A user-supplied value (layer field, array size, option) is out of its allowed range."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name (model, method, preset, dataset) that no registry knows; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsupportedLayerError(ImcflowError):
+    """A network contains operators with weights that imcflow cannot map; lists all of them."""
+
+
+class FormatError(ConfigError):
+    """A network, preset or data file is malformed; the message names the file, line and field."""
+
+
+class DataNotFoundError(ImcflowError, FileNotFoundError):
+    """A dataset's files are missing; the message says where they go and how to get them."""
+
+
+def check_int(field: str, value: object, minimum: int = 1, maximum: int | None = None,
+              where: str = "") -> int:
+    """Validate an integer field and return it.
+
+    >>> check_int("rows", 512)
+    512
+    """
+    prefix = f"{where}: " if where else ""
+    if isinstance(value, bool) or not isinstance(value, (int,)):
+        try:
+            import numpy as np  # only to accept numpy integers
+
+            if isinstance(value, np.integer):
+                value = int(value)
+            else:
+                raise TypeError
+        except TypeError:
+            raise ConfigError(f"{prefix}{field} must be an integer, got {value!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ConfigError(f"{prefix}{field} must be {allowed}, got {value}")
+    return int(value)

@@ -1,0 +1,182 @@
+"""What every mapping strategy returns, the options they take, and the strategy registry.
+
+A strategy maps one :class:`~imcflow.mapping.geometry.LayerProblem` onto one array and returns a
+:class:`LayerMapping`: the chosen window, its tiles and counts. That record is the plan the simulator
+builds tiles from and the cost model counts events from; nobody recomputes it another way.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from imcflow.errors import ConfigError, UnknownNameError
+from imcflow.hardware.array import ArraySpec
+from imcflow.mapping.geometry import LayerProblem, ceil_div
+
+Geometry = Literal["real", "paper"]
+Search = Literal["optimal", "paper"]
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """``geometry``: real (true stride/padding/dilation) or paper (stride-1 valid conv, section 2).
+    ``search``: optimal (exhaustive, spec tie-break) or paper (the published code, bit for bit)."""
+
+    geometry: Geometry = "real"
+    search: Search = "optimal"
+
+    def __post_init__(self) -> None:
+        if self.geometry not in ("real", "paper"):
+            raise ConfigError(f"geometry must be 'real' or 'paper', got {self.geometry!r}")
+        if self.search not in ("optimal", "paper"):
+            raise ConfigError(f"search must be 'optimal' or 'paper', got {self.search!r}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A parallel window: ``a`` x ``b`` outputs from a ``pw_h`` x ``pw_w`` input patch, with ``ict``
+    input and ``oct`` output channels placed per tile (for im2col and flex, whose tiles cut channels
+    anywhere, the channels one tile spans on average, rounded up)."""
+
+    a: int
+    b: int
+    pw_h: int
+    pw_w: int
+    ict: int
+    oct: int
+
+    def label(self) -> str:
+        return f"{self.pw_h}x{self.pw_w}x{self.ict}x{self.oct}"
+
+
+@dataclass(frozen=True)
+class LayerMapping:
+    """One layer mapped by one strategy on one array.
+
+    ``cycles`` counts array activations for the whole layer (all groups, all tiles). ``arrays`` is the
+    number of R x C arrays that hold the layer when the network is preloaded (section 8).
+    ``groups_per_tile`` > 1 means several groups of a grouped conv share one tile block-diagonally
+    (flex only). ``fallback`` names the strategy whose numbers were reported instead (VW-SDK -> im2col).
+    """
+
+    method: str
+    layer: str
+    window: Window
+    row_tiles: int
+    col_tiles: int
+    groups: int
+    groups_per_tile: int
+    windows_h: int
+    windows_w: int
+    out_h: int
+    out_w: int
+    cycles: int
+    arrays: int
+    tile_utilization: float
+    avg_utilization: float
+    mac_efficiency: float
+    lb_mac: int
+    lb_col: int
+    label: str
+    fallback: str | None = None
+
+    @property
+    def lower_bound(self) -> int:
+        return max(self.lb_mac, self.lb_col)
+
+    @property
+    def cycles_over_lb(self) -> float:
+        return self.cycles / self.lower_bound
+
+    @property
+    def windows(self) -> int:
+        return self.windows_h * self.windows_w
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lower_bound"] = self.lower_bound
+        d["cycles_over_lb"] = self.cycles_over_lb
+        return d
+
+
+@runtime_checkable
+class MappingStrategy(Protocol):
+    """A way of placing one conv layer on crossbars. Implement ``name`` and ``map`` and register it."""
+
+    name: str
+    description: str
+
+    def map(self, problem: LayerProblem, array: ArraySpec, options: MappingOptions,
+            layer_name: str = "") -> LayerMapping: ...
+
+
+_REGISTRY: dict[str, MappingStrategy] = {}
+
+
+def register_strategy(strategy: MappingStrategy) -> MappingStrategy:
+    """Add a strategy to the registry (its ``name`` is the key used by ``--method``)."""
+    if not isinstance(strategy, MappingStrategy):
+        raise ConfigError(f"{strategy!r} does not implement MappingStrategy (name, description, map)")
+    _REGISTRY[strategy.name] = strategy
+    return strategy
+
+
+def get_strategy(name: str | MappingStrategy) -> MappingStrategy:
+    if not isinstance(name, str):
+        return name
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown mapping method {name!r}; known: {', '.join(strategy_names())}") from None
+
+
+def strategy_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shared arithmetic: lower bounds and utilization (mapping.md section 7), one place for all strategies.
+
+
+def lower_bounds(problem: LayerProblem, array: ArraySpec) -> tuple[int, int]:
+    """(LB_mac, LB_col) of the whole layer; no mapping of the im2col/SDK/VW-SDK family beats max of both.
+
+    >>> from imcflow.mapping.geometry import LayerProblem
+    >>> lower_bounds(LayerProblem(26, 26, 3, 3, 256, 512), ArraySpec(512, 512))
+    (2339, 3380)
+    """
+    r, c = array.rows, array.usable_cols
+    outputs = problem.out_h * problem.out_w
+    oc_total = problem.oc * problem.groups
+    lb_mac = ceil_div(problem.macs, r * c)
+    lb_col = ceil_div(outputs * oc_total * ceil_div(problem.taps * problem.ic, r), c)
+    return int(lb_mac), int(lb_col)
+
+
+def build_mapping(method: str, problem: LayerProblem, array: ArraySpec, *, a: int, b: int,
+                  row_tiles: int, col_tiles: int, ict: int, oct: int, tile_weights: int,
+                  groups_per_tile: int = 1, label: str | None = None,
+                  fallback: str | None = None, layer_name: str = "") -> LayerMapping:
+    """Assemble a :class:`LayerMapping` from a strategy's choice, computing every derived number once.
+
+    ``tile_weights`` is the number of weight cells (one weight = one usable column slot) in the
+    fullest tile; the strategy knows its layout, this function does the rest.
+    """
+    pw_h, pw_w = problem.pixels_h(a), problem.pixels_w(b)
+    wh, ww = ceil_div(problem.out_h, a), ceil_div(problem.out_w, b)
+    tile_sets = ceil_div(problem.groups, groups_per_tile)  # groups run as independent convs
+    cycles = wh * ww * row_tiles * col_tiles * tile_sets
+    arrays = row_tiles * col_tiles * tile_sets
+    cells = array.rows * array.usable_cols
+    weights_placed = a * b * problem.taps * problem.ic * problem.oc * problem.groups
+    lb_mac, lb_col = lower_bounds(problem, array)
+    window = Window(a, b, pw_h, pw_w, ict, oct)
+    return LayerMapping(
+        method=method, layer=layer_name, window=window, row_tiles=row_tiles, col_tiles=col_tiles,
+        groups=problem.groups, groups_per_tile=groups_per_tile, windows_h=int(wh), windows_w=int(ww),
+        out_h=problem.out_h, out_w=problem.out_w, cycles=int(cycles), arrays=int(arrays),
+        tile_utilization=tile_weights / cells,
+        avg_utilization=weights_placed / (cells * arrays),
+        mac_efficiency=problem.macs / (cycles * cells),
+        lb_mac=lb_mac, lb_col=lb_col, label=label or window.label(), fallback=fallback)

@@ -1,0 +1,75 @@
+"""flex: imcflow's own flexible-window mapping (mapping.md section 5b), never worse than im2col, SDK or
+VW-SDK.
+
+For a window (a, b) the tile matrix is the VW-SDK one with OCt = OC and ICt = IC: rows are
+``c*PWh*PWw + pixel`` (channel-major, PW pixel row-major) and columns ``(wy*b + wx)*OC + o``. Row tiles
+cut that matrix every R rows and column tiles every C' columns, at arbitrary positions (partial sums of
+row tiles are added digitally, as im2col does with a cut kernel):
+
+    Tr = ceil(PWh*PWw*IC / R),   Tc = ceil(a*b*OC / C'),   cycles = ceil(Ho/a)*ceil(Wo/b)*Tr*Tc
+
+Extension for grouped convolutions (depthwise included): when one group's window fits one tile
+(Tr = Tc = 1), ``gp`` groups are placed block-diagonally in the same tile, with
+gp = min(R // rows, C' // cols, groups); one activation then serves gp groups. The other strategies map
+a grouped conv as ``groups`` independent convs, as the issue specifies.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from imcflow.hardware.array import ArraySpec
+from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
+from imcflow.mapping.geometry import LayerProblem, ceil_div, window_footprint
+from imcflow.mapping.search import Grid, select
+
+
+def flex_tiles(grid: Grid, problem: LayerProblem, array: ArraySpec):
+    """Tr, Tc, groups per tile and cycles of every candidate window."""
+    r, c = array.rows, array.usable_cols
+    rows = grid.pixels * problem.ic
+    cols = grid.a * grid.b * problem.oc
+    tr, tc = ceil_div(rows, r), ceil_div(cols, c)
+    single = (tr == 1) & (tc == 1)
+    gp = np.where(single, np.minimum(np.minimum(r // rows, c // cols), problem.groups), 1)
+    tile_sets = ceil_div(problem.groups, gp)
+    cycles = grid.windows * tr * tc * tile_sets
+    return tr, tc, gp, cycles, tr * tc * tile_sets
+
+
+def first_tile_weights(problem: LayerProblem, array: ArraySpec, a: int, b: int) -> int:
+    """Weight cells in tile (0, 0), the fullest one: full channels plus the pixels of the channel the
+    row cut splits, per output offset, for the output channels the column cut keeps."""
+    pixels = problem.pixels_h(a) * problem.pixels_w(b)
+    rows = min(array.rows, pixels * problem.ic)
+    cols = min(array.usable_cols, a * b * problem.oc)
+    full_ch, rem_px = divmod(rows, pixels)
+    partial = window_footprint(problem, a, b)[:, :rem_px].sum(axis=1) if rem_px else np.zeros(a * b, int)
+    per_col = full_ch * problem.taps + partial  # weights in one column of each offset
+    full_off, rem_oc = divmod(cols, problem.oc)
+    total = int(per_col[:full_off].sum()) * problem.oc
+    if full_off < a * b:
+        total += int(per_col[full_off]) * rem_oc
+    return total
+
+
+class Flex:
+    name = "flex"
+    description = "any window, tiles cut mid-channel; groups packed block-diagonally; never worse"
+
+    def map(self, problem: LayerProblem, array: ArraySpec, options: MappingOptions,
+            layer_name: str = "") -> LayerMapping:
+        grid = Grid.for_problem(problem)
+        tr, tc, gp, cycles, tiles = flex_tiles(grid, problem, array)
+        i, j = select(grid, cycles, tiles, np.ones(cycles.shape, dtype=bool))  # (1,1) always fits
+        a, b = int(grid.a[i, 0]), int(grid.b[0, j])
+        tr_, tc_, gp_ = int(tr[i, j]), int(tc[i, j]), int(gp[i, j])
+        if gp_ > 1:
+            tile_weights = gp_ * a * b * problem.taps * problem.ic * problem.oc
+        else:
+            tile_weights = first_tile_weights(problem, array, a, b)
+        return build_mapping(self.name, problem, array, a=a, b=b, row_tiles=tr_, col_tiles=tc_,
+                             ict=ceil_div(problem.ic, tr_), oct=ceil_div(problem.oc, tc_),
+                             tile_weights=tile_weights, groups_per_tile=gp_, layer_name=layer_name)
+
+
+register_strategy(Flex())

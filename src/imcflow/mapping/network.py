@@ -1,0 +1,185 @@
+"""Map a whole network: every layer with every requested strategy, the per-layer best, and totals."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+from imcflow.errors import ConfigError
+from imcflow.hardware.array import ArraySpec
+from imcflow.layers import ConvLayer, Network
+from imcflow.mapping.base import (LayerMapping, MappingOptions, MappingStrategy, get_strategy,
+                                  strategy_names)
+from imcflow.mapping.geometry import LayerProblem
+
+DEFAULT_METHODS = ("im2col", "sdk", "vwsdk", "flex")
+
+
+@lru_cache(maxsize=65536)
+def _map_problem(strategy: MappingStrategy, problem: LayerProblem, array: ArraySpec,
+                 options: MappingOptions) -> LayerMapping:
+    # Networks repeat layer shapes (ResNet-50 has 16 distinct ones in 54): solve each shape once.
+    return strategy.map(problem, array, options)
+
+
+def map_layer(layer: ConvLayer, array: ArraySpec, method: str | MappingStrategy = "vwsdk",
+              options: MappingOptions | None = None) -> LayerMapping:
+    """Map one layer with one strategy.
+
+    >>> from imcflow.hardware import ArraySpec
+    >>> m = map_layer(ConvLayer("c", 128, 128, 3, input_size=112), ArraySpec(512, 512), "vwsdk",
+    ...               MappingOptions(geometry="paper"))
+    >>> m.cycles, m.label
+    (12100, '4x4x32x128')
+    """
+    options = options or MappingOptions()
+    problem = LayerProblem.from_layer(layer, options.geometry)
+    result = _map_problem(get_strategy(method), problem, array, options)
+    return _renamed(result, layer.name)
+
+
+def _renamed(m: LayerMapping, name: str) -> LayerMapping:
+    from dataclasses import replace
+
+    return replace(m, layer=name)
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer with its mapping under each requested method and the best of them."""
+
+    layer: ConvLayer
+    mappings: dict[str, LayerMapping] = field(hash=False)
+    best: str
+
+    def __getitem__(self, method: str) -> LayerMapping:
+        return self.mappings[method]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.layer.to_dict()
+        for method, m in self.mappings.items():
+            d[method] = mapping_to_dict(m)
+        d["best"] = self.best
+        return d
+
+
+def mapping_to_dict(m: LayerMapping) -> dict[str, Any]:
+    """The documented JSON shape of one layer's mapping under one method (see README)."""
+    w = m.window
+    return {
+        "cycles": m.cycles,
+        "window": {"a": w.a, "b": w.b, "ict": w.ict, "oct": w.oct, "pw_h": w.pw_h, "pw_w": w.pw_w},
+        "label": m.label,
+        "row_tiles": m.row_tiles, "col_tiles": m.col_tiles,
+        "groups_per_tile": m.groups_per_tile,
+        "arrays": m.arrays,
+        "tile_utilization": m.tile_utilization,
+        "avg_utilization": m.avg_utilization,
+        "mac_efficiency": m.mac_efficiency,
+        "lb_mac": m.lb_mac, "lb_col": m.lb_col, "lower_bound": m.lower_bound,
+        "cycles_over_lb": m.cycles_over_lb,
+        "fallback": m.fallback,
+    }
+
+
+@dataclass(frozen=True)
+class MethodTotals:
+    method: str
+    cycles: int
+    arrays: int
+    lower_bound: int
+    macs: int
+    cells: int
+
+    @property
+    def cycles_over_lb(self) -> float:
+        return self.cycles / self.lower_bound
+
+    @property
+    def mac_efficiency(self) -> float:
+        return self.macs / (self.cycles * self.cells)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cycles": self.cycles, "arrays": self.arrays, "lower_bound": self.lower_bound,
+                "cycles_over_lb": self.cycles_over_lb, "mac_efficiency": self.mac_efficiency}
+
+
+@dataclass(frozen=True)
+class NetworkMapping:
+    """Every layer of a network mapped on one array: per-layer reports, totals and speedups."""
+
+    network: str
+    array: ArraySpec
+    options: MappingOptions
+    methods: tuple[str, ...]
+    layers: tuple[LayerReport, ...]
+
+    def totals(self, method: str) -> MethodTotals:
+        """Network totals of one method, or of ``"best"`` (each layer's fewest-cycle method)."""
+        if method != "best" and method not in self.methods:
+            raise ConfigError(f"method {method!r} was not mapped; mapped: {', '.join(self.methods)}")
+        picks = [r.mappings[r.best if method == "best" else method] for r in self.layers]
+        macs = sum(LayerProblem.from_layer(r.layer, self.options.geometry).macs for r in self.layers)
+        return MethodTotals(method, sum(m.cycles for m in picks), sum(m.arrays for m in picks),
+                            sum(m.lower_bound for m in picks), macs,
+                            self.array.rows * self.array.usable_cols)
+
+    def speedups(self) -> dict[str, float]:
+        """Ratios of total cycles, e.g. ``"sdk/vwsdk"`` = SDK cycles / VW-SDK cycles."""
+        pairs = [("sdk", "vwsdk"), ("im2col", "vwsdk"), ("vwsdk", "flex"), ("im2col", "flex")]
+        return {f"{x}/{y}": self.totals(x).cycles / self.totals(y).cycles
+                for x, y in pairs if x in self.methods and y in self.methods}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "network": self.network,
+            "array": self.array.to_dict(),
+            "options": {"geometry": self.options.geometry, "search": self.options.search,
+                        "methods": list(self.methods)},
+            "layers": [r.to_dict() for r in self.layers],
+            "totals": {m: self.totals(m).to_dict() for m in (*self.methods, "best")},
+            "speedups": self.speedups(),
+        }
+
+    def to_frame(self):
+        """One row per (layer, method), flat columns; pandas is imported only here."""
+        import pandas as pd
+
+        rows = []
+        for r in self.layers:
+            base = r.layer.to_dict()
+            for method, m in r.mappings.items():
+                d = mapping_to_dict(m)
+                win = d.pop("window")
+                rows.append({"layer": r.layer.name, "method": method, "best": method == r.best,
+                             "H": base["H"], "W": base["W"], "IC": base["IC"], "OC": base["OC"],
+                             "Kh": base["Kh"], "Kw": base["Kw"], "stride": base["stride"][0],
+                             "padding": base["padding"][0], "groups": base["groups"],
+                             **{f"window_{k}": v for k, v in win.items()}, **d})
+        return pd.DataFrame(rows)
+
+
+def map_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
+                methods: Iterable[str] = DEFAULT_METHODS,
+                options: MappingOptions | None = None) -> NetworkMapping:
+    """Map every layer of ``network`` with each method.
+
+    ``options.geometry`` defaults to the network's own (``real`` for models, ``paper`` for the
+    published layer lists).
+    """
+    if not isinstance(network, Network):
+        network = Network("layers", tuple(network))
+    if options is None:
+        options = MappingOptions(geometry=network.geometry)  # type: ignore[arg-type]
+    methods = tuple(dict.fromkeys(methods))
+    if not methods:
+        raise ConfigError(f"no mapping method given; known: {', '.join(strategy_names())}")
+    strategies = [get_strategy(m) for m in methods]
+    reports = []
+    for layer in network.layers:
+        mappings = {s.name: map_layer(layer, array, s, options) for s in strategies}
+        # Fewest cycles; ties go to the earlier (simpler) method in the requested order.
+        best = min(mappings, key=lambda k: (mappings[k].cycles, list(mappings).index(k)))
+        reports.append(LayerReport(layer, mappings, best))
+    return NetworkMapping(network.name, array, options, tuple(s.name for s in strategies),
+                          tuple(reports))

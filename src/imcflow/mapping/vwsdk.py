@@ -1,0 +1,109 @@
+"""VW-SDK: variable (rectangular) windows over whole tiles of ICt input and OCt output channels
+(mapping.md section 5), with the optimal search and the published code's search.
+
+Because channels are tiled whole, the (1, 1) window is not im2col; the reported mapping is the better of
+the best window and im2col (ties go to im2col, as the published tables print "im2col").
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from imcflow.hardware.array import ArraySpec
+from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
+from imcflow.mapping.geometry import LayerProblem, ceil_div
+from imcflow.mapping.im2col import Im2col
+from imcflow.mapping.search import Grid, select
+
+
+def vw_tiles(grid: Grid, problem: LayerProblem, array: ArraySpec):
+    """ICt, OCt, Tr, Tc and cycles for every candidate (infeasible where ICt or OCt is 0)."""
+    ict = array.rows // grid.pixels
+    oct_ = array.usable_cols // (grid.a * grid.b)
+    feasible = (ict > 0) & (oct_ > 0)
+    safe_ict, safe_oct = np.maximum(ict, 1), np.maximum(oct_, 1)
+    tr = ceil_div(problem.ic, safe_ict)
+    tc = ceil_div(problem.oc, safe_oct)
+    cycles = grid.windows * tr * tc
+    return np.broadcast_to(ict, cycles.shape), np.broadcast_to(oct_, cycles.shape), tr, tc, cycles, \
+        np.broadcast_to(feasible, cycles.shape)
+
+
+def optimal_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int] | None:
+    """The exhaustive search's (a, b), or None when no window fits (Kh*Kw > R)."""
+    grid = Grid.for_problem(problem)
+    _, _, tr, tc, cycles, feasible = vw_tiles(grid, problem, array)
+    pick = select(grid, cycles, tr * tc, feasible)
+    if pick is None:
+        return None
+    return int(grid.a[pick[0], 0]), int(grid.b[0, pick[1]])
+
+
+def paper_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int] | None:
+    """The published code's search, reproduced bit for bit (mapping.md section 5).
+
+    Range a in [1, Wo-1] and b in [1, Ho-1] (in paper geometry W-Kw and H-Kh: a is bounded by the width
+    and b by the height); b is the outer loop; selection by the FIFO queue rule, not a minimum.
+    """
+    a_range = np.arange(1, problem.out_w, dtype=np.int64)
+    b_range = np.arange(1, problem.out_h, dtype=np.int64)
+    if a_range.size == 0 or b_range.size == 0:
+        return None
+    grid = Grid(a_range[:, None], b_range[None, :],
+                problem.pixels_h_many(a_range)[:, None] * problem.pixels_w_many(b_range)[None, :],
+                ceil_div(problem.out_h, a_range[:, None]) * ceil_div(problem.out_w, b_range[None, :]))
+    _, _, _, _, cycles, feasible = vw_tiles(grid, problem, array)
+    queue: list[tuple[int, int, int]] = []  # (cycles, a, b)
+    for j, b in enumerate(b_range):  # outer loop: b
+        for i, a in enumerate(a_range):  # inner loop: a
+            if not feasible[i, j]:
+                continue
+            cand = (int(cycles[i, j]), int(a), int(b))
+            if a == 1:
+                queue.append(cand)
+            if queue and queue[0][0] > cand[0]:
+                queue.pop(0)
+                queue.append(cand)
+    if not queue:
+        return None
+    return queue[0][1], queue[0][2]
+
+
+def paper_window_label(problem: LayerProblem, array: ArraySpec, a: int, b: int) -> str:
+    """The window as the published tables print it: ``PWh x PWw x ICt x OCt`` with ICt raw except
+    capped at 3 when IC = 3, and OCt raw (floor(C'/(a*b)), not clamped to OC)."""
+    ph, pw = problem.pixels_h(a), problem.pixels_w(b)
+    ict = array.rows // (ph * pw)
+    if problem.ic == 3:
+        ict = min(ict, 3)
+    return f"{ph}x{pw}x{ict}x{array.usable_cols // (a * b)}"
+
+
+class VwSdk:
+    name = "vwsdk"
+    description = "variable rectangular windows over whole ICt/OCt channel tiles; min with im2col"
+
+    def map(self, problem: LayerProblem, array: ArraySpec, options: MappingOptions,
+            layer_name: str = "") -> LayerMapping:
+        fallback = Im2col().map(problem, array, options, layer_name)
+        ab = paper_window(problem, array) if options.search == "paper" else optimal_window(problem, array)
+        if ab is not None:
+            a, b = ab
+            ph, pw = problem.pixels_h(a), problem.pixels_w(b)
+            ict_raw, oct_raw = array.rows // (ph * pw), array.usable_cols // (a * b)
+            ict, oct_ = min(ict_raw, problem.ic), min(oct_raw, problem.oc)
+            tr, tc = ceil_div(problem.ic, ict_raw), ceil_div(problem.oc, oct_raw)
+            label = (paper_window_label(problem, array, a, b) if options.search == "paper"
+                     else f"{ph}x{pw}x{ict}x{oct_}")
+            mapping = build_mapping(self.name, problem, array, a=a, b=b, row_tiles=tr, col_tiles=tc,
+                                    ict=ict, oct=oct_, tile_weights=a * b * problem.taps * ict * oct_,
+                                    label=label, layer_name=layer_name)
+            if mapping.cycles < fallback.cycles:
+                return mapping
+        return build_mapping(self.name, problem, array, a=1, b=1, row_tiles=fallback.row_tiles,
+                             col_tiles=fallback.col_tiles, ict=fallback.window.ict,
+                             oct=fallback.window.oct,
+                             tile_weights=fallback.tile_utilization * array.rows * array.usable_cols,
+                             label="im2col", fallback="im2col", layer_name=layer_name)
+
+
+register_strategy(VwSdk())
