@@ -1,0 +1,50 @@
+"""Straightforward per-candidate loops for the VW-SDK and flex searches.
+
+These are the obvious implementations of mapping.md sections 5 and 5b: every (a, b) in [1, Ho] x
+[1, Wo], one Python iteration each. The fast searches in :mod:`vwsdk` and :mod:`flex` must agree with
+them (tests), and the benchmark reports its speedup against them.
+"""
+from __future__ import annotations
+
+from imcflow.hardware.array import ArraySpec
+from imcflow.mapping.geometry import LayerProblem, ceil_div
+
+
+def _key(cycles: int, tiles: int, a: int, b: int) -> tuple[int, int, int, int, int]:
+    return (cycles, tiles, a * b, b, a)
+
+
+def vwsdk_loop(problem: LayerProblem, array: ArraySpec) -> tuple[int, int, int] | None:
+    """(cycles, a, b) of the best whole-channel window, or None if none fits (no im2col min here)."""
+    best = None
+    for a in range(1, problem.out_h + 1):
+        for b in range(1, problem.out_w + 1):
+            ict = array.rows // (problem.pixels_h(a) * problem.pixels_w(b))
+            oct_ = array.usable_cols // (a * b)
+            if ict == 0 or oct_ == 0:
+                continue
+            tr, tc = ceil_div(problem.ic, ict), ceil_div(problem.oc, oct_)
+            cycles = ceil_div(problem.out_h, a) * ceil_div(problem.out_w, b) * tr * tc
+            key = _key(cycles, tr * tc, a, b)
+            if best is None or key < best:
+                best = key
+    return None if best is None else (best[0], best[4], best[3])
+
+
+def flex_loop(problem: LayerProblem, array: ArraySpec) -> tuple[int, int, int]:
+    """(cycles, a, b) of the best flex window (group packing included)."""
+    r, c = array.rows, array.usable_cols
+    best = None
+    for a in range(1, problem.out_h + 1):
+        for b in range(1, problem.out_w + 1):
+            rows = problem.pixels_h(a) * problem.pixels_w(b) * problem.ic
+            cols = a * b * problem.oc
+            tr, tc = ceil_div(rows, r), ceil_div(cols, c)
+            gp = min(r // rows, c // cols, problem.groups) if tr == tc == 1 else 1
+            sets = ceil_div(problem.groups, gp)
+            cycles = ceil_div(problem.out_h, a) * ceil_div(problem.out_w, b) * tr * tc * sets
+            key = _key(cycles, tr * tc * sets, a, b)
+            if best is None or key < best:
+                best = key
+    assert best is not None  # (1, 1) always fits: one tap per row tile at worst
+    return best[0], best[4], best[3]
