@@ -112,6 +112,7 @@ def window_footprint(problem: LayerProblem, a: int, b: int) -> np.ndarray:
     return fp
 
 
+@lru_cache(maxsize=4096)
 def candidate_sizes(n: int) -> np.ndarray:
     """Window sizes along an axis of ``n`` outputs worth trying: for each count q = ceil(n/a) of
     windows, only the smallest a reaching it (a larger a costs at least as many tiles and rows).
@@ -120,7 +121,9 @@ def candidate_sizes(n: int) -> np.ndarray:
     [1, 2, 3, 4, 5, 10]
     """
     q = np.arange(1, n + 1, dtype=np.int64)
-    return np.unique(-(-n // q))
+    sizes = np.unique(-(-n // q))
+    sizes.setflags(write=False)  # shared through the cache
+    return sizes
 
 
 def ceil_div(a, b):

@@ -1,6 +1,7 @@
 """Map a whole network: every layer with every requested strategy, the per-layer best, and totals."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Sequence
@@ -33,15 +34,19 @@ def map_layer(layer: ConvLayer, array: ArraySpec, method: str | MappingStrategy 
     (12100, '4x4x32x128')
     """
     options = options or MappingOptions()
-    problem = LayerProblem.from_layer(layer, options.geometry)
-    result = _map_problem(get_strategy(method), problem, array, options)
-    return _renamed(result, layer.name)
+    return _map_one(layer, LayerProblem.from_layer(layer, options.geometry), get_strategy(method),
+                    array, options)
 
 
-def _renamed(m: LayerMapping, name: str) -> LayerMapping:
-    from dataclasses import replace
-
-    return replace(m, layer=name)
+def _map_one(layer: ConvLayer, problem: LayerProblem, strategy: MappingStrategy, array: ArraySpec,
+             options: MappingOptions) -> LayerMapping:
+    result = _map_problem(strategy, problem, array, options)
+    if result.layer == layer.name:
+        return result
+    # The cached plan is shared by every layer of this shape; each layer gets its own named copy.
+    named = copy.copy(result)
+    object.__setattr__(named, "layer", layer.name)
+    return named
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,8 @@ def map_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
     strategies = [get_strategy(m) for m in methods]
     reports = []
     for layer in network.layers:
-        mappings = {s.name: map_layer(layer, array, s, options) for s in strategies}
+        problem = LayerProblem.from_layer(layer, options.geometry)
+        mappings = {s.name: _map_one(layer, problem, s, array, options) for s in strategies}
         # Fewest cycles; ties go to the earlier (simpler) method in the requested order.
         best = min(mappings, key=lambda k: (mappings[k].cycles, list(mappings).index(k)))
         reports.append(LayerReport(layer, mappings, best))

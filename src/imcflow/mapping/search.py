@@ -6,6 +6,7 @@ then smallest b, then smallest a.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -22,14 +23,21 @@ class Grid:
     windows: np.ndarray  # ceil(Ho/a) * ceil(Wo/b)
 
     @classmethod
-    def for_problem(cls, problem: LayerProblem, a: np.ndarray | None = None,
-                    b: np.ndarray | None = None) -> "Grid":
-        a = candidate_sizes(problem.out_h) if a is None else np.asarray(a, dtype=np.int64)
-        b = candidate_sizes(problem.out_w) if b is None else np.asarray(b, dtype=np.int64)
-        ph, pw = problem.pixels_h_many(a), problem.pixels_w_many(b)
-        a2, b2 = a[:, None], b[None, :]
-        return cls(a2, b2, ph[:, None] * pw[None, :],
-                   ceil_div(problem.out_h, a2) * ceil_div(problem.out_w, b2))
+    def for_problem(cls, problem: LayerProblem) -> "Grid":
+        """The reduced candidate grid; it depends on the layer only, so it is shared by every array."""
+        return _grid(problem)
+
+
+@lru_cache(maxsize=8192)
+def _grid(problem: LayerProblem) -> Grid:
+    a, b = candidate_sizes(problem.out_h), candidate_sizes(problem.out_w)
+    ph, pw = problem.pixels_h_many(a), problem.pixels_w_many(b)
+    a2, b2 = a[:, None], b[None, :]
+    grid = Grid(a2, b2, ph[:, None] * pw[None, :],
+                ceil_div(problem.out_h, a2) * ceil_div(problem.out_w, b2))
+    for arr in (grid.a, grid.b, grid.pixels, grid.windows):
+        arr.setflags(write=False)  # shared through the cache
+    return grid
 
 
 def select(grid: Grid, cycles: np.ndarray, tiles: np.ndarray, feasible: np.ndarray
