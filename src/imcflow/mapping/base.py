@@ -110,6 +110,25 @@ class MappingStrategy(Protocol):
             layer_name: str = "") -> LayerMapping: ...
 
 
+@runtime_checkable
+class CompositeLayer(Protocol):
+    """A layer made of several crossbar-mapped factors (e.g. a low-rank conv: a KxK factor then a 1x1
+    factor). It maps itself with a strategy and returns one combined :class:`LayerMapping`, so
+    ``map_network``, reports and the cost model treat it like any layer."""
+
+    name: str
+
+    @property
+    def weight_count(self) -> int: ...
+
+    def map_with(self, strategy: MappingStrategy, array: ArraySpec,
+                 options: MappingOptions) -> LayerMapping: ...
+
+    def useful_macs(self, geometry: str) -> int: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 _REGISTRY: dict[str, MappingStrategy] = {}
 
 

@@ -9,8 +9,8 @@ from typing import Any, Iterable, Sequence
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network
-from imcflow.mapping.base import (LayerMapping, MappingOptions, MappingStrategy, get_strategy,
-                                  strategy_names)
+from imcflow.mapping.base import (CompositeLayer, LayerMapping, MappingOptions, MappingStrategy,
+                                  get_strategy, strategy_names)
 from imcflow.mapping.geometry import LayerProblem
 
 DEFAULT_METHODS = ("im2col", "sdk", "vwsdk", "flex")
@@ -34,13 +34,21 @@ def map_layer(layer: ConvLayer, array: ArraySpec, method: str | MappingStrategy 
     (12100, '4x4x32x128')
     """
     options = options or MappingOptions()
-    return _map_one(layer, LayerProblem.from_layer(layer, options.geometry), get_strategy(method),
-                    array, options)
+    return _map_one(layer, get_strategy(method), array, options)
 
 
-def _map_one(layer: ConvLayer, problem: LayerProblem, strategy: MappingStrategy, array: ArraySpec,
+def useful_macs(layer: ConvLayer | CompositeLayer, geometry: str) -> int:
+    """Multiply-accumulates the layer really needs in ``geometry`` (all groups, all factors)."""
+    if isinstance(layer, CompositeLayer):
+        return layer.useful_macs(geometry)
+    return LayerProblem.from_layer(layer, geometry).macs
+
+
+def _map_one(layer: ConvLayer | CompositeLayer, strategy: MappingStrategy, array: ArraySpec,
              options: MappingOptions) -> LayerMapping:
-    result = _map_problem(strategy, problem, array, options)
+    if isinstance(layer, CompositeLayer):
+        return layer.map_with(strategy, array, options)
+    result = _map_problem(strategy, LayerProblem.from_layer(layer, options.geometry), array, options)
     if result.layer == layer.name:
         return result
     # The cached plan is shared by every layer of this shape; each layer gets its own named copy.
@@ -53,7 +61,7 @@ def _map_one(layer: ConvLayer, problem: LayerProblem, strategy: MappingStrategy,
 class LayerReport:
     """One layer with its mapping under each requested method and the best of them."""
 
-    layer: ConvLayer
+    layer: ConvLayer | CompositeLayer
     mappings: dict[str, LayerMapping] = field(hash=False)
     best: str
 
@@ -124,7 +132,7 @@ class NetworkMapping:
         if method != "best" and method not in self.methods:
             raise ConfigError(f"method {method!r} was not mapped; mapped: {', '.join(self.methods)}")
         picks = [r.mappings[r.best if method == "best" else method] for r in self.layers]
-        macs = sum(LayerProblem.from_layer(r.layer, self.options.geometry).macs for r in self.layers)
+        macs = sum(useful_macs(r.layer, self.options.geometry) for r in self.layers)
         return MethodTotals(method, sum(m.cycles for m in picks), sum(m.arrays for m in picks),
                             sum(m.lower_bound for m in picks), macs,
                             self.array.rows * self.array.usable_cols)
@@ -182,8 +190,7 @@ def map_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
     strategies = [get_strategy(m) for m in methods]
     reports = []
     for layer in network.layers:
-        problem = LayerProblem.from_layer(layer, options.geometry)
-        mappings = {s.name: _map_one(layer, problem, s, array, options) for s in strategies}
+        mappings = {s.name: _map_one(layer, s, array, options) for s in strategies}
         # Fewest cycles; ties go to the earlier (simpler) method in the requested order.
         best = min(mappings, key=lambda k: (mappings[k].cycles, list(mappings).index(k)))
         reports.append(LayerReport(layer, mappings, best))
