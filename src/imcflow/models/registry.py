@@ -1,0 +1,147 @@
+"""The built-in model registry: names -> PyTorch factories, default inputs, and traced Networks.
+
+``create_model("resnet20", num_classes=10, in_channels=1)`` builds a trainable module;
+:func:`traced_network` (what ``imcflow map resnet18`` uses, through :mod:`imcflow.networks`) builds the
+model on torch's ``meta`` device - shapes only, no weight memory, milliseconds even for VGG-16 - and
+traces it with :func:`imcflow.frontends.torch_trace.trace_module`. Nothing is built or traced at import
+time; traced networks are cached per (name, input shape).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from imcflow.errors import ConfigError, UnknownNameError
+from imcflow.layers import Network
+from imcflow.models import mobilenet, resnet_cifar, resnet_imagenet, small, vgg
+
+IMAGENET = (3, 224, 224)
+CIFAR = (3, 32, 32)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One built-in model: its factory, the input it is built for and what it is."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    description: str
+
+    @property
+    def sized(self) -> bool:
+        """True when the architecture depends on the input H x W (its factory takes ``input_size``)."""
+        return "input_size" in inspect.signature(self.factory).parameters
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "input_shape": list(self.input_shape),
+                "num_classes": self.num_classes, "description": self.description}
+
+
+_SPECS = [
+    ModelSpec("resnet18", resnet_imagenet.resnet18, IMAGENET, 1000, "ResNet-18, ImageNet"),
+    ModelSpec("resnet34", resnet_imagenet.resnet34, IMAGENET, 1000, "ResNet-34, ImageNet"),
+    ModelSpec("resnet50", resnet_imagenet.resnet50, IMAGENET, 1000, "ResNet-50 (bottleneck), ImageNet"),
+    ModelSpec("vgg11", vgg.vgg11, IMAGENET, 1000, "VGG-11 (config A), ImageNet"),
+    ModelSpec("vgg13", vgg.vgg13, IMAGENET, 1000, "VGG-13 (config B), ImageNet"),
+    ModelSpec("vgg16", vgg.vgg16, IMAGENET, 1000, "VGG-16 (config D), ImageNet"),
+    ModelSpec("mobilenetv2", mobilenet.mobilenetv2, IMAGENET, 1000, "MobileNetV2 width 1.0, ImageNet"),
+    ModelSpec("resnet20", resnet_cifar.resnet20, CIFAR, 10, "ResNet-20, CIFAR (1x1 conv shortcuts)"),
+    ModelSpec("resnet32", resnet_cifar.resnet32, CIFAR, 10, "ResNet-32, CIFAR (1x1 conv shortcuts)"),
+    ModelSpec("resnet56", resnet_cifar.resnet56, CIFAR, 10, "ResNet-56, CIFAR (1x1 conv shortcuts)"),
+    ModelSpec("wrn16-4", resnet_cifar.wrn16_4, CIFAR, 10, "Wide ResNet 16-4, pre-activation, CIFAR"),
+    ModelSpec("vgg8-cifar", vgg.vgg8_cifar, CIFAR, 10, "VGG-8 of DNN+NeuroSim, 32x32"),
+    ModelSpec("vgg16-cifar", vgg.vgg16_cifar, CIFAR, 10, "VGG-16 with batch norm, 32x32"),
+    ModelSpec("cnn8", small.cnn8, (3, 40, 40), 10, "CNN-8 of the VWC-SDK SVHN experiments"),
+    ModelSpec("smallcnn-28", small.smallcnn28, (1, 28, 28), 10, "two-conv CNN, 28x28 digits"),
+    ModelSpec("smallcnn-8", small.smallcnn8, (1, 8, 8), 10, "two-conv CNN, 8x8 digits"),
+]
+MODELS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
+
+
+def model_names() -> list[str]:
+    """Names of the built-in PyTorch models, in a stable (registration) order."""
+    return list(MODELS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+
+
+def default_input_shape(name: str) -> tuple[int, int, int]:
+    """The C x H x W input a built-in model is built for, e.g. (3, 224, 224) for resnet18."""
+    return get_spec(name).input_shape
+
+
+def create_model(name: str, num_classes: int | None = None, in_channels: int | None = None,
+                 input_size: tuple[int, int] | None = None, **kw: Any) -> nn.Module:
+    """Build a built-in model (fresh, randomly initialised weights).
+
+    ``input_size`` (H, W) matters only to models whose layers depend on it (vgg8-cifar, cnn8,
+    smallcnn-*); the others accept any size their pooling allows. Extra keywords go to the factory
+    (e.g. ``dropout`` for wrn16-4).
+
+    >>> m = create_model("resnet20", num_classes=10, in_channels=1)
+    >>> m.conv1.in_channels, m.fc.out_features
+    (1, 10)
+    """
+    spec = get_spec(name)
+    args: dict[str, Any] = {
+        "num_classes": spec.num_classes if num_classes is None else num_classes,
+        "in_channels": spec.input_shape[0] if in_channels is None else in_channels,
+    }
+    for field in ("num_classes", "in_channels"):
+        if isinstance(args[field], bool) or not isinstance(args[field], int) or args[field] < 1:
+            raise ConfigError(f"model {name!r}: {field} must be a positive integer, got {args[field]!r}")
+    if spec.sized:
+        args["input_size"] = tuple(spec.input_shape[1:] if input_size is None else input_size)
+    allowed = set(inspect.signature(spec.factory).parameters) - set(args)
+    unknown = sorted(set(kw) - allowed)
+    if unknown:
+        raise ConfigError(f"model {name!r}: unknown option(s) {unknown}; allowed: "
+                          f"{sorted(allowed) or 'none'}")
+    return spec.factory(**args, **kw)
+
+
+@lru_cache(maxsize=64)
+def _traced(name: str, input_shape: tuple[int, int, int]) -> Network:
+    from imcflow.frontends.torch_trace import trace_module
+
+    # Only shapes matter for a layer list: build on the meta device (no weight memory, no init cost).
+    with torch.device("meta"):
+        model = create_model(name, in_channels=input_shape[0], input_size=input_shape[1:])
+    return trace_module(model, input_shape, name=name, source="built-in")
+
+
+def traced_network(name: str, input_shape: tuple[int, ...] | None = None) -> Network:
+    """The layer list of a built-in model at ``input_shape`` (default: its own), cached.
+
+    >>> net = traced_network("resnet20")
+    >>> len(net.layers), net.layers[0].name, net.layers[-1].name
+    (22, 'conv1', 'fc')
+    """
+    spec = get_spec(name)
+    shape = spec.input_shape if input_shape is None else tuple(input_shape)
+    if len(shape) != 3:
+        raise ConfigError(f"model {name!r}: --input must be CxHxW (e.g. "
+                          f"{'x'.join(map(str, spec.input_shape))}), got {'x'.join(map(str, shape))}")
+    return _traced(name, shape)  # type: ignore[arg-type]
+
+
+def _register_with_networks() -> None:
+    from imcflow.networks import register_builtin
+
+    for model_name in MODELS:
+        register_builtin(model_name, lambda shape, n=model_name: traced_network(n, shape))
+
+
+_register_with_networks()
