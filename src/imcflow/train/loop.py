@@ -1,0 +1,297 @@
+"""The training and evaluation loop: seeded, checkpointed every epoch, exactly resumable.
+
+This module owns :class:`TrainConfig`, :func:`fit`, :func:`evaluate` and :class:`TrainResult`.
+
+Determinism: the data order comes from a ``torch.Generator`` seeded with ``seed``, augmentation from a
+second one seeded with ``seed + 1``; the global torch/numpy/python generators are seeded with ``seed``
+at a fresh start (dropout and user hooks draw from them). At the end of every epoch the checkpoint
+stores the model, the optimizer, the schedule position and all those generator states, so
+``fit(..., resume=True)`` after an interruption anywhere (even mid-epoch: that epoch is redone from its
+start) ends with weights bit-identical to an uninterrupted run on the same device.
+
+Inputs are normalised with the dataset's ``.mean``/``.std`` inside :func:`fit` and :func:`evaluate`
+(:func:`prepare_inputs`); feed a trained model the same way when you run it yourself.
+
+Example: ``fit(model, load_dataset("digits"), load_dataset("digits", "test"),
+TrainConfig(epochs=5, lr=0.05))`` trains for 5 epochs of 12 steps each (1437 images, batch 128)
+with a per-step cosine schedule from 0.05 down to 0.
+"""
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from imcflow.errors import ConfigError, check_int
+from imcflow.train.augment import Augment, normalize
+from imcflow.train.checkpoint import (CHECKPOINT_NAME, ModelSpec, capture_rng_state, load_checkpoint,
+                                      restore_rng_state, save_checkpoint)
+
+# name -> factory(params, config); a registry so a new optimizer is one entry.
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
+                                             weight_decay=c.weight_decay, nesterov=c.nesterov),
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
+}
+
+# name -> lr factor at optimizer step ``step`` (0-based) of ``total``; applied every step.
+SCHEDULES: dict[str, Callable[[int, int], float]] = {
+    "cosine": lambda step, total: 0.5 * (1.0 + math.cos(math.pi * step / max(1, total))),
+    "constant": lambda step, total: 1.0,
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run. ``device``: "auto" (CUDA if available, else CPU),
+    "cpu", "cuda" or "cuda:N"."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    seed: int = 0
+    augment: bool = True
+    device: str = "auto"
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("seed", self.seed, 0)
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ConfigError(f"lr must be a number > 0, got {self.lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ConfigError("nesterov needs optimizer 'sgd' with momentum > 0")
+        resolve_device(self.device)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" -> cuda if available else cpu; otherwise the named device (validated)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use auto or cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    return dev
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One finished epoch. Accuracies are fractions in [0, 1]; train values are running averages
+    over the epoch's (augmented) batches."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    test_accuracy: float | None
+    lr: float
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """History of a run (including epochs done before a resume), final test accuracy (fraction, or
+    None without a test set), total training seconds and where this call started."""
+
+    history: tuple[EpochRecord, ...]
+    final_test_accuracy: float | None
+    seconds: float
+    resumed_from_epoch: int = 0
+    checkpoint: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"history": [r.to_dict() for r in self.history],
+                "final_test_accuracy": self.final_test_accuracy, "seconds": self.seconds,
+                "resumed_from_epoch": self.resumed_from_epoch, "checkpoint": self.checkpoint}
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame([r.to_dict() for r in self.history])
+
+
+def prepare_inputs(x: torch.Tensor, dataset: Any) -> torch.Tensor:
+    """Normalise a batch the way :func:`fit` and :func:`evaluate` do (no-op if the dataset has no
+    ``.mean``/``.std``)."""
+    mean, std = getattr(dataset, "mean", None), getattr(dataset, "std", None)
+    return x if mean is None or std is None else normalize(x, mean, std)
+
+
+def _tensors(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        x, y = dataset.tensors[:2]
+    except AttributeError:
+        raise ConfigError(f"dataset must be a TensorDataset (images, labels) such as load_dataset() "
+                          f"returns, got {type(dataset).__name__}") from None
+    return x, y
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Any, batch_size: int = 256,
+             device: str | torch.device | None = None) -> float:
+    """Top-1 accuracy (fraction in [0, 1]) of ``model`` on ``dataset``, in eval mode, normalised like
+    :func:`fit`. The model's train/eval mode is restored afterwards."""
+    check_int("batch_size", batch_size, 1)
+    x, y = _tensors(dataset)
+    if len(y) == 0:
+        raise ConfigError("evaluate: the dataset is empty")
+    dev = next(model.parameters(), torch.empty(0)).device if device is None else torch.device(device)
+    was_training = model.training
+    model.eval()
+    correct = 0
+    try:
+        for i in range(0, len(y), batch_size):
+            xb = prepare_inputs(x[i:i + batch_size].to(dev), dataset)
+            correct += int((model(xb).argmax(1) == y[i:i + batch_size].to(dev)).sum())
+    finally:
+        model.train(was_training)
+    return correct / len(y)
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    chunks = list(order.split(batch_size))
+    # A last batch of one image breaks batch norm in train mode; fold it into the previous one.
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2] = torch.cat(chunks[-2:])
+        chunks.pop()
+    return chunks
+
+
+def _check_resumable(saved: dict, config: TrainConfig) -> None:
+    # epochs may grow (train longer) and device may change; anything else changes the trajectory.
+    mismatched = [f.name for f in fields(TrainConfig) if f.name not in ("epochs", "device")
+                  and saved.get(f.name) != getattr(config, f.name)]
+    if mismatched:
+        diffs = ", ".join(f"{n}: checkpoint {saved.get(n)!r} vs now {getattr(config, n)!r}" for n in mismatched)
+        raise ConfigError(f"cannot resume: the configuration differs from the checkpoint's ({diffs})")
+
+
+def fit(model: nn.Module, train_set: Any, test_set: Any = None, config: TrainConfig | None = None,
+        checkpoint_dir: str | Path | None = None, resume: bool = False,
+        extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
+        after_step: Callable[[nn.Module], None] | None = None, progress: bool = True,
+        model_spec: ModelSpec | None = None, data_spec: dict[str, Any] | None = None) -> TrainResult:
+    """Train ``model`` in place with cross-entropy (+ ``extra_loss(model)``), one checkpoint per epoch.
+
+    ``after_step(model)`` runs after every optimizer step (re-apply masks or projections there).
+    With ``resume=True`` and a checkpoint in ``checkpoint_dir``, training continues after the last
+    completed epoch (without one it starts fresh). ``model_spec``/``data_spec`` are stored in the
+    checkpoint so ``imcflow eval`` can rebuild the model and reload the data.
+    """
+    config = config or TrainConfig()
+    if resume and checkpoint_dir is None:
+        raise ConfigError("resume=True needs a checkpoint_dir")
+    device = resolve_device(config.device)
+    x_all, y_all = _tensors(train_set)
+    if len(y_all) < 2:
+        raise ConfigError(f"the training set needs at least 2 images, got {len(y_all)}")
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = OPTIMIZERS[config.optimizer](params, config)
+    gens = {"data": torch.Generator().manual_seed(config.seed),
+            "augment": torch.Generator().manual_seed(config.seed + 1)}
+    augment = Augment.for_dataset(train_set) if config.augment and hasattr(train_set, "info") else None
+    steps_per_epoch = len(_batches(len(y_all), config.batch_size, torch.Generator().manual_seed(0)))
+    total_steps = config.epochs * steps_per_epoch
+    schedule = SCHEDULES[config.schedule]
+
+    ckpt_file = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    history: list[EpochRecord] = []
+    start_epoch, step = 0, 0
+    if resume and ckpt_file is not None and ckpt_file.is_file():
+        state = load_checkpoint(ckpt_file, map_location=device)
+        _check_resumable(state["config"], config)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        restore_rng_state(state["rng"], gens)
+        start_epoch, step = int(state["epoch"]), int(state["scheduler"]["step"])
+        history = [EpochRecord(**h) for h in state["history"]]
+    else:
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        random.seed(config.seed)
+    resumed_from = start_epoch
+
+    from tqdm.auto import tqdm
+
+    show = progress and sys.stderr.isatty()
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(_batches(len(y_all), config.batch_size, gens["data"]), disable=not show,
+                   desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, file=sys.stderr)
+        lr = config.lr
+        for idx in bar:
+            xb, yb = x_all[idx].to(device), y_all[idx].to(device)
+            if augment is not None:
+                xb = augment(xb, gens["augment"])
+            xb = prepare_inputs(xb, train_set)
+            lr = config.lr * schedule(step, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            out = model(xb)
+            loss = nn.functional.cross_entropy(out, yb)
+            total = loss + extra_loss(model) if extra_loss is not None else loss
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            step += 1
+            if after_step is not None:
+                after_step(model)
+            n = len(yb)
+            loss_sum += float(loss.detach()) * n
+            correct += int((out.detach().argmax(1) == yb).sum())
+            seen += n
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
+        bar.close()
+        test_acc = evaluate(model, test_set, device=device) if test_set is not None else None
+        record = EpochRecord(epoch + 1, loss_sum / seen, correct / seen, test_acc, lr,
+                             time.perf_counter() - t0)
+        history.append(record)
+        if show:
+            tqdm.write(f"epoch {record.epoch}/{config.epochs}: loss {record.train_loss:.4f} "
+                       f"train acc {record.train_accuracy:.4f}"
+                       + (f" test acc {test_acc:.4f}" if test_acc is not None else ""), file=sys.stderr)
+        if ckpt_file is not None:
+            save_checkpoint(ckpt_file, {
+                "model_spec": model_spec.to_dict() if model_spec is not None else None,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": {"step": step}, "rng": capture_rng_state(gens),
+                "epoch": epoch + 1, "history": [r.to_dict() for r in history],
+                "config": config.to_dict(), "data": dict(data_spec or {})})
+    final = history[-1].test_accuracy if history else None
+    return TrainResult(tuple(history), final, sum(r.seconds for r in history), resumed_from,
+                       str(ckpt_file) if ckpt_file is not None else None)
