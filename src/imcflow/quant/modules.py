@@ -1,0 +1,153 @@
+"""Quantized conv and linear layers with an optional pruning mask applied after quantization.
+
+This module owns :class:`QuantConv2d` / :class:`QuantLinear`, :func:`quantize_model` and
+:func:`integer_weights`. The layers subclass ``nn.Conv2d`` / ``nn.Linear`` (so tracing, mapping and
+``isinstance`` checks keep working) and in ``forward`` use the *deployed* weight::
+
+    w_deployed = weight_quantizer(weight) * weight_mask        # mask last: pruned stays exactly 0
+
+Masking after quantization matters because some quantizers have no zero level (DoReFa with any bit
+width maps 0 to +-mean|w|/(2^b-1)); masking before would let pruned weights come back. The mask is a
+buffer (saved in ``state_dict``), ``None`` when absent. An optional ``input_quantizer`` quantizes the
+layer's input activation.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from imcflow.errors import ConfigError
+from imcflow.quant.quantizers import ClampedUniformActivation, WeightQuantizer, weight_quantizer
+
+
+class _QuantMixin:
+    weight: nn.Parameter
+    weight_quantizer: WeightQuantizer | None
+    input_quantizer: nn.Module | None
+    weight_mask: torch.Tensor | None
+
+    def _init_quant(self, weight_quantizer: WeightQuantizer | None, input_quantizer: nn.Module | None,
+                    mask: torch.Tensor | None) -> None:
+        self.weight_quantizer = weight_quantizer
+        self.input_quantizer = input_quantizer
+        self.register_buffer("weight_mask", None)
+        if mask is not None:
+            self.set_mask(mask)
+
+    def set_mask(self, mask: torch.Tensor | None) -> None:
+        """Install (or with None remove) a 0/1 mask of the weight's shape."""
+        if mask is None:
+            self.weight_mask = None
+            return
+        if tuple(mask.shape) != tuple(self.weight.shape):
+            raise ConfigError(f"mask shape {tuple(mask.shape)} does not match weight shape "
+                              f"{tuple(self.weight.shape)}")
+        self.weight_mask = (mask != 0).to(dtype=self.weight.dtype, device=self.weight.device)
+
+    def deployed_weight(self) -> torch.Tensor:
+        """The weight the forward pass uses: quantized, then masked."""
+        w = self.weight_quantizer(self.weight) if self.weight_quantizer is not None else self.weight
+        return w * self.weight_mask if self.weight_mask is not None else w
+
+    def _quant_input(self, x: torch.Tensor) -> torch.Tensor:
+        return self.input_quantizer(x) if self.input_quantizer is not None else x
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A mask saved in the state dict must be accepted even when this module has none yet.
+        key = prefix + "weight_mask"
+        if key in state_dict and self.weight_mask is None and state_dict[key] is not None:
+            self.weight_mask = torch.ones_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class QuantConv2d(_QuantMixin, nn.Conv2d):
+    """``nn.Conv2d`` whose forward uses :meth:`deployed_weight` (quantize, then mask)."""
+
+    def __init__(self, *args, weight_quantizer: WeightQuantizer | None = None,
+                 input_quantizer: nn.Module | None = None, mask: torch.Tensor | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_quant(weight_quantizer, input_quantizer, mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(self._quant_input(x), self.deployed_weight(), self.bias)
+
+
+class QuantLinear(_QuantMixin, nn.Linear):
+    """``nn.Linear`` whose forward uses :meth:`deployed_weight` (quantize, then mask)."""
+
+    def __init__(self, *args, weight_quantizer: WeightQuantizer | None = None,
+                 input_quantizer: nn.Module | None = None, mask: torch.Tensor | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_quant(weight_quantizer, input_quantizer, mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(self._quant_input(x), self.deployed_weight(), self.bias)
+
+
+def _clone_as_quant(module: nn.Module, wq: WeightQuantizer | None,
+                    iq: nn.Module | None) -> nn.Module:
+    if isinstance(module, nn.Conv2d):
+        new: nn.Module = QuantConv2d(module.in_channels, module.out_channels, module.kernel_size,
+                                     stride=module.stride, padding=module.padding, dilation=module.dilation,
+                                     groups=module.groups, bias=module.bias is not None,
+                                     padding_mode=module.padding_mode, weight_quantizer=wq,
+                                     input_quantizer=iq)
+    else:
+        new = QuantLinear(module.in_features, module.out_features, bias=module.bias is not None,
+                          weight_quantizer=wq, input_quantizer=iq)
+    new.to(device=module.weight.device, dtype=module.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(module.weight)
+        if module.bias is not None:
+            new.bias.copy_(module.bias)
+    return new
+
+
+def quantize_model(model: nn.Module, weight_bits: int, act_bits: int | None = None,
+                   scheme: str = "uniform", skip: Iterable[str] | Callable[[str, nn.Module], bool] = (),
+                   act_clip: float = 1.0, quantize_first_input: bool = False) -> nn.Module:
+    """Replace every ``nn.Conv2d``/``nn.Linear`` of ``model`` (in place) by a quantized copy.
+
+    ``scheme`` picks the weight quantizer (``uniform``, ``dorefa``, ``pow2``); ``act_bits`` adds a
+    :class:`ClampedUniformActivation` on each layer's input, except the first layer's (its input is
+    the signed, normalised image) unless ``quantize_first_input``. ``skip`` names layers to leave
+    dense (qualified names as in ``named_modules``) or is a predicate ``(name, module) -> bool``.
+    Layers that are already quantized get a new quantizer. Returns ``model``.
+    """
+    should_skip = skip if callable(skip) else (lambda name, m, s=frozenset(skip): name in s)
+    targets = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if not targets:
+        raise ConfigError("quantize_model: the model has no Conv2d or Linear layer")
+    first = targets[0][0]
+    for name, module in targets:
+        if should_skip(name, module):
+            continue
+        wq = weight_quantizer(scheme, weight_bits)
+        iq = (ClampedUniformActivation(act_bits, act_clip)
+              if act_bits is not None and (name != first or quantize_first_input) else None)
+        if isinstance(module, (QuantConv2d, QuantLinear)):
+            module.weight_quantizer, module.input_quantizer = wq, iq
+            continue
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, _clone_as_quant(module, wq, iq))
+    return model
+
+
+@torch.no_grad()
+def integer_weights(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The integers a crossbar stores for a quantized layer, and their scale.
+
+    Returns ``(q, scale)`` with ``q`` int32 of the weight's shape (pruned entries exactly 0) and
+    ``scale`` broadcastable to it, so that ``q * scale == module.deployed_weight()``.
+    """
+    quantizer = getattr(module, "weight_quantizer", None)
+    if quantizer is None:
+        raise ConfigError(f"integer_weights: {type(module).__name__} has no weight quantizer; "
+                          "call quantize_model() first")
+    q, scale = quantizer.integer(module.weight)
+    if module.weight_mask is not None:
+        q = q * module.weight_mask.to(torch.int32)
+    return q, scale
