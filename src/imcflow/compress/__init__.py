@@ -1,0 +1,25 @@
+"""Mapping-aware compression: one module per method against one interface (:mod:`.base`), the deployed
+network every method reports (:mod:`.deploy`), and the train -> apply -> fine-tune -> report pipeline
+(:mod:`.pipeline`).
+
+Importing this package registers the built-in methods: ``none`` (identity, the baseline as deployed),
+``magnitude`` (unstructured L1 pruning, a mask kept through fine-tuning) and ``vwc-sdk``. A new method
+is one module that subclasses :class:`CompressionMethod` and calls :func:`register_method`; add its
+module name to ``_METHOD_MODULES`` so ``imcflow methods`` lists it.
+"""
+from __future__ import annotations
+
+import importlib
+
+from imcflow.compress.base import (CompressionContext, CompressionMethod, CompressionReport,
+                                   DeployedLayer, DeployedNetwork, MappingSummary, MethodOption,
+                                   RoundRecord, StepResult, TrainingHooks, get_method, method_names,
+                                   register_method)
+
+_METHOD_MODULES = ("imcflow.compress.simple", "imcflow.compress.vwc_sdk")
+for _module in _METHOD_MODULES:
+    importlib.import_module(_module)
+
+__all__ = ["CompressionContext", "CompressionMethod", "CompressionReport", "DeployedLayer",
+           "DeployedNetwork", "MappingSummary", "MethodOption", "RoundRecord", "StepResult",
+           "TrainingHooks", "get_method", "method_names", "register_method"]

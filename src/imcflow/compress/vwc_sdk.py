@@ -1,0 +1,472 @@
+"""VWC-SDK (Rhe, Ko et al., IEEE JETCAS 2022; compression.md section C): prune the residual input
+channels that VW-SDK leaves in an extra row tile.
+
+The plan is torch-free and needs only the layer list, the channel structure and the array:
+
+1. map every layer with VW-SDK; its window ``PWh x PWw`` gives ICt = floor(R / (PWh*PWw)) input
+   channels per row tile (the raw count; a VW-SDK layer that falls back to im2col has the 1x1 window,
+   PW = the kernel extent);
+2. a layer with IC >= ICt has a residual IC mod ICt (0 if IC < ICt): those channels fill a whole extra
+   row tile, so prune that many of its input channels, i.e. output filters of the layer(s) producing
+   them (lowest L1 norm first when the model is pruned);
+3. walk from the last channel group back: if a group's pruned width exceeds the next one's, remove one
+   more ICt block from it (widths stay non-decreasing along the data flow);
+4. repeat (one round = steps 1-3 on the pruned shapes) until no residual remains; with a model, every
+   round is fine-tuned and kept only while the accuracy drop stays within the rule (the pipeline).
+
+Channels are handled as *groups*: a set of channels produced by one or more layers (a residual stream
+is produced by every block that adds to it) and read by one or more layers. A chain of layers has one
+group between every two consecutive layers; a torch model's groups come from Torch-Pruning's
+``DependencyGraph``, so removing a channel removes it everywhere it is coupled (convs, batch norms,
+residual adds, the classifier's inputs).
+
+Reconstruction choices (options, with defaults; see ``imcflow methods``):
+
+* ``coupled="min-cycles"``: a group read by several layers gets one residual per reader; the plan picks
+  the one whose removal gives the fewest summed VW-SDK cycles over the readers (ties: fewer channels).
+  ``"max"`` takes the largest residual instead. For a chain both equal the paper's rule.
+* ``require_gain=True``: a residual whose removal does not lower the readers' VW-SDK cycles is not
+  pruned (happens when a reader falls back to im2col, whose tiles cut channels anywhere, or when a
+  coupled reader gains a tile). False prunes by the rule regardless.
+* ``walk_back="chain"``: the "next" of a group is the set of groups its readers produce (the smallest
+  width counts), compared only where both are plain chain links (one producer each), so a residual
+  block's inner channels are not forced below the residual stream; ``"dataflow"`` compares every link
+  (coupled streams included; on ResNets it removes whole blocks of inner channels); ``"off"`` skips it.
+* ``min_channels=1``: no group is pruned below this many channels. ``max_rounds=20`` bounds the rounds.
+* grouped/depthwise convolutions are never pruned (their channel coupling is per group).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from imcflow.compress.base import (CompressionContext, CompressionMethod, MethodOption, StepResult,
+                                   layer_channels, register_method)
+from imcflow.errors import ConfigError
+from imcflow.hardware.array import ArraySpec
+from imcflow.layers import ConvLayer, Network
+from imcflow.mapping import LayerMapping, MappingOptions, map_layer
+
+# ---------------------------------------------------------------------------------------------------
+# Channel structure (torch-free).
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    """A set of coupled channels: ``producers`` write them (their out_channels), ``consumers`` read
+    them (their in_channels). Named after the first producer in the layer list."""
+
+    name: str
+    width: int
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    prunable: bool = True
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "width": self.width, "producers": list(self.producers),
+                "consumers": list(self.consumers), "prunable": self.prunable, "reason": self.reason}
+
+
+def chain_groups(network: Network | Sequence[ConvLayer]) -> tuple[ChannelGroup, ...]:
+    """The groups of a plain layer list: layer i feeds layer i+1 when i's out_channels equal i+1's
+    in_channels (the ``--layer`` chain rule); elsewhere the chain is broken and nothing is pruned.
+
+    >>> from imcflow.layers import ConvLayer
+    >>> g = chain_groups([ConvLayer("a", 3, 8, 3, 8), ConvLayer("b", 8, 8, 3, 8), ConvLayer("c", 4, 2, 1)])
+    >>> [(x.name, x.producers, x.consumers) for x in g]
+    [('a', ('a',), ('b',))]
+    """
+    layers = network.layers if isinstance(network, Network) else tuple(network)
+    groups = []
+    for layer, nxt in zip(layers, layers[1:]):
+        if nxt.in_channels != layer.out_channels:
+            continue
+        grouped = layer.groups > 1 or nxt.groups > 1
+        groups.append(ChannelGroup(layer.name, layer.out_channels, (layer.name,), (nxt.name,),
+                                   prunable=not grouped,
+                                   reason="grouped convolution" if grouped else ""))
+    return tuple(groups)
+
+
+def apply_widths(network: Network, groups: Sequence[ChannelGroup], widths: Mapping[str, int]) -> Network:
+    """The layer list with every group's channels set to ``widths[group]`` (others unchanged)."""
+    out_of: dict[str, int] = {}
+    in_of: dict[str, int] = {}
+    for g in groups:
+        w = widths.get(g.name, g.width)
+        for p in g.producers:
+            out_of[p] = w
+        for c in g.consumers:
+            in_of[c] = w
+    layers = tuple(l.with_changes(in_channels=in_of.get(l.name, l.in_channels),
+                                  out_channels=out_of.get(l.name, l.out_channels))
+                   for l in network.layers)
+    return Network(network.name, layers, network.input_shape, network.source, network.geometry,
+                   dict(network.meta))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The plan.
+
+
+def row_tile_channels(mapping: LayerMapping, array: ArraySpec) -> int:
+    """ICt of a VW-SDK plan: the raw floor(R / (PWh*PWw)) input channels one row tile holds.
+
+    >>> from imcflow.hardware.array import ArraySpec
+    >>> m = map_layer(ConvLayer("c", 128, 128, 3, input_size=8, padding=1), ArraySpec(256, 256), "vwsdk")
+    >>> m.window.pw_h * m.window.pw_w, row_tile_channels(m, ArraySpec(256, 256))
+    (12, 21)
+    """
+    return array.rows // (mapping.window.pw_h * mapping.window.pw_w)
+
+
+@dataclass(frozen=True)
+class GroupStep:
+    """What one round did to one group: ``residual`` channels of the reader ``consumer`` (whose ICt is
+    ``ict``) plus ``extra`` from the walk-back; ``note`` says why nothing was pruned, if so."""
+
+    group: str
+    width: int
+    consumer: str
+    ict: int
+    residual: int
+    extra: int
+    new_width: int
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"group": self.group, "width": self.width, "consumer": self.consumer, "ict": self.ict,
+                "residual": self.residual, "extra": self.extra, "new_width": self.new_width,
+                "note": self.note}
+
+
+@dataclass(frozen=True)
+class PlanRound:
+    index: int
+    steps: tuple[GroupStep, ...]
+    network: Network = field(compare=False)
+
+    @property
+    def widths(self) -> dict[str, int]:
+        return {s.group: s.new_width for s in self.steps}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layers": layer_channels(self.network)}
+
+
+@dataclass(frozen=True)
+class VwcPlan:
+    """The rounds of VWC-SDK on a layer list; ``to_dict()`` is the ``--plan-only`` JSON."""
+
+    network: Network = field(compare=False)
+    array: ArraySpec
+    mapping: MappingOptions
+    groups: tuple[ChannelGroup, ...]
+    rounds: tuple[PlanRound, ...]
+
+    @property
+    def final_network(self) -> Network:
+        return self.rounds[-1].network if self.rounds else self.network
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rounds": [r.to_dict() for r in self.rounds]}
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame([{"round": r.index, **s.to_dict()} for r in self.rounds for s in r.steps])
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """The plan's options (see the module docstring)."""
+
+    coupled: str = "min-cycles"
+    require_gain: bool = True
+    walk_back: str = "chain"
+    min_channels: int = 1
+    max_rounds: int = 20
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "PlanSettings":
+        return cls(**{k: options[k] for k in cls.__dataclass_fields__ if k in options})
+
+
+def _cycles(layer: ConvLayer, array: ArraySpec, mapping: MappingOptions) -> int:
+    return map_layer(layer, array, "vwsdk", mapping).cycles
+
+
+def plan_round(network: Network, groups: Sequence[ChannelGroup], widths: Mapping[str, int],
+               array: ArraySpec, mapping: MappingOptions, settings: PlanSettings = PlanSettings()
+               ) -> tuple[tuple[GroupStep, ...], dict[str, int]]:
+    """One round of steps 1-3 on the layer list at ``widths``; returns the steps and the new widths."""
+    current = apply_widths(network, groups, widths)
+    by_name = {l.name: l for l in current.layers}
+    new = dict(widths)
+    steps: dict[str, GroupStep] = {}
+    block: dict[str, int] = {}  # the ICt a walk-back removes from each group
+    for g in groups:
+        width = widths[g.name]
+        if not g.prunable:
+            steps[g.name] = GroupStep(g.name, width, "", 0, 0, 0, width, g.reason or "not prunable")
+            continue
+        readers = [by_name[c] for c in g.consumers]
+        per = []  # (reader, ICt, residual)
+        for r in readers:
+            ict = row_tile_channels(map_layer(r, array, "vwsdk", mapping), array)
+            per.append((r, ict, width % ict if width >= ict else 0))
+        block[g.name] = per[0][1]
+        candidates = sorted({res for _, _, res in per if res > 0 and width - res >= settings.min_channels})
+        if not candidates:
+            steps[g.name] = GroupStep(g.name, width, per[0][0].name, per[0][1], 0, 0, width)
+            continue
+
+        def cycles_at(w: int) -> int:
+            return sum(_cycles(r.with_changes(in_channels=w), array, mapping) for r in readers)
+
+        if settings.coupled == "max":
+            pick = candidates[-1]
+        else:
+            pick = min(candidates, key=lambda res: (cycles_at(width - res), res))
+        reader, ict, _ = next(p for p in per if p[2] == pick)
+        block[g.name] = ict
+        if settings.require_gain and cycles_at(width - pick) >= cycles_at(width):
+            steps[g.name] = GroupStep(g.name, width, reader.name, ict, 0, 0, width,
+                                      f"removing {pick} channels does not lower VW-SDK cycles")
+            continue
+        new[g.name] = width - pick
+        steps[g.name] = GroupStep(g.name, width, reader.name, ict, pick, 0, width - pick)
+    if settings.walk_back != "off" and any(s.residual for s in steps.values()):
+        _walk_back(network, groups, new, steps, block, settings)
+    return tuple(steps[g.name] for g in groups), new
+
+
+def _walk_back(network: Network, groups: Sequence[ChannelGroup], new: dict[str, int],
+               steps: dict[str, GroupStep], block: Mapping[str, int], settings: PlanSettings) -> None:
+    order = {l.name: i for i, l in enumerate(network.layers)}
+    produced_by = {p: g.name for g in groups for p in g.producers}
+    prunable = [g for g in groups if g.prunable]
+    # From the last group (in the layer order of its first producer) back to the first.
+    chain_only = settings.walk_back == "chain"
+    single = {g.name for g in groups if len(g.producers) == 1}
+    for g in sorted(prunable, key=lambda g: min(order[p] for p in g.producers), reverse=True):
+        nexts = {produced_by[c] for c in g.consumers if c in produced_by}
+        if chain_only:
+            nexts = nexts & single if g.name in single else set()
+        if not nexts:
+            continue
+        limit = min(new[n] for n in nexts)
+        ict = block.get(g.name, 0)
+        if new[g.name] > limit and ict and new[g.name] - ict >= settings.min_channels:
+            new[g.name] -= ict
+            s = steps[g.name]
+            steps[g.name] = GroupStep(s.group, s.width, s.consumer, s.ict or ict, s.residual,
+                                      s.extra + ict, new[g.name], s.note)
+
+
+def vwc_plan(network: Network, array: ArraySpec, mapping: MappingOptions | None = None,
+             groups: Sequence[ChannelGroup] | None = None,
+             settings: PlanSettings = PlanSettings()) -> VwcPlan:
+    """Rounds of VWC-SDK until no residual remains (or ``max_rounds``).
+
+    ``groups`` default to :func:`chain_groups` of the layer list. Worked example on a 256-row array
+    (1-bit weights, C' = 256): a 3x3 conv on 8x8 with IC = OC = 128 and padding 1 gets VW-SDK's
+    window 4x3 (a=2 by b=1 outputs, PW 12 pixels), so ICt = floor(256/12) = 21 and 128 mod 21 = 2 of
+    its input channels (outputs of "a") are pruned: 7 row tiles become 6.
+
+    >>> from imcflow.hardware.array import ArraySpec
+    >>> net = Network("n", (ConvLayer("a", 16, 128, 3, 8, padding=1),
+    ...                     ConvLayer("b", 128, 128, 3, 8, padding=1)))
+    >>> plan = vwc_plan(net, ArraySpec(256, 256))
+    >>> [(s.group, s.ict, s.residual, s.new_width) for s in plan.rounds[0].steps]
+    [('a', 21, 2, 126)]
+    """
+    mapping = mapping or MappingOptions(geometry=network.geometry)  # type: ignore[arg-type]
+    groups = tuple(chain_groups(network) if groups is None else groups)
+    names = {l.name for l in network.layers}
+    for g in groups:
+        missing = [n for n in (*g.producers, *g.consumers) if n not in names]
+        if missing:
+            raise ConfigError(f"channel group {g.name!r} names layers not in network "
+                              f"{network.name!r}: {missing}")
+    widths = {g.name: g.width for g in groups}
+    rounds = []
+    for index in range(settings.max_rounds):
+        steps, new = plan_round(network, groups, widths, array, mapping, settings)
+        if new == widths:
+            break
+        widths = new
+        rounds.append(PlanRound(index + 1, steps, apply_widths(network, groups, widths)))
+    return VwcPlan(network, array, mapping, groups, tuple(rounds))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The torch side: channel groups from Torch-Pruning's dependency graph, and pruning to widths.
+
+
+def torch_groups(model: Any, input_shape: Sequence[int]) -> tuple[ChannelGroup, ...]:
+    """The channel groups of a torch model, from Torch-Pruning's ``DependencyGraph``.
+
+    The last weight layer in execution order is the classifier: its outputs are the network's outputs
+    and are never pruned. Names are qualified module names, as in the deployed layer list.
+    """
+    graph, modules, _ = _dependency_graph(model, input_shape)
+    return tuple(_describe(g, modules) for g in _root_groups(graph, modules))
+
+
+def _dependency_graph(model: Any, input_shape: Sequence[int]):
+    import torch
+    import torch_pruning as tp
+
+    from imcflow.compress.deploy import weight_layers
+
+    records = weight_layers(model, input_shape)
+    modules = {m: n for n, m, _ in records}
+    param = next(model.parameters())
+    example = torch.zeros((1, *input_shape), device=param.device)
+    was_training = model.training
+    model.eval()
+    try:
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    finally:
+        model.train(was_training)
+    return graph, modules, records[-1][1]
+
+
+def _root_groups(graph: Any, modules: Mapping[Any, str]) -> list[Any]:
+    last = list(modules)[-1]
+    out = []
+    order = {m: i for i, m in enumerate(modules)}
+    for group in graph.get_all_groups(ignored_layers=[last], root_module_types=_root_types()):
+        producers = [it.dep.target.module for it in group.items
+                     if it.dep.target.module in modules and "out_channels" in _handler_name(it.dep.handler)]
+        if producers:
+            out.append((min(producers, key=lambda m: order[m]), group))
+    out.sort(key=lambda x: order[x[0]])
+    return [g for _, g in out]
+
+
+def _root_types() -> tuple[type, ...]:
+    from torch import nn
+
+    return (nn.Conv2d, nn.Linear)
+
+
+def _handler_name(handler: Any) -> str:
+    return getattr(handler, "__name__", "") or str(handler)
+
+
+def _items(group: Any, modules: Mapping[Any, str], direction: str) -> list[tuple[Any, list[int]]]:
+    seen: dict[Any, list[int]] = {}
+    for it in group.items:
+        m = it.dep.target.module
+        if m in modules and direction in _handler_name(it.dep.handler) and m not in seen:
+            seen[m] = [int(i) for i in it.idxs]
+    return list(seen.items())
+
+
+def _describe(group: Any, modules: Mapping[Any, str]) -> ChannelGroup:
+    producers = _items(group, modules, "out_channels")
+    consumers = _items(group, modules, "in_channels")
+    width = len(producers[0][1])
+    grouped = [modules[m] for m, _ in producers + consumers if getattr(m, "groups", 1) > 1]
+    uneven = [modules[m] for m, idx in producers if len(idx) != width]
+    reason = ""
+    if grouped:
+        reason = f"grouped convolution(s) {grouped}"
+    elif uneven:
+        reason = f"producers {uneven} hold a different number of these channels (concatenation)"
+    return ChannelGroup(modules[producers[0][0]], width, tuple(modules[m] for m, _ in producers),
+                        tuple(modules[m] for m, _ in consumers), prunable=not reason, reason=reason)
+
+
+def prune_to_widths(model: Any, input_shape: Sequence[int], widths: Mapping[str, int]) -> dict[str, list[int]]:
+    """Remove channels so every named group has ``widths[group]`` channels, lowest L1 first.
+
+    A channel's importance is the L1 norm of its filters summed over all producing layers (for a
+    residual stream: every conv that writes it). Removal goes through Torch-Pruning, so batch norms,
+    residual adds and every reading layer shrink with it. Returns the removed indices per group.
+    """
+    import torch
+    import torch_pruning as tp
+
+    graph, modules, _ = _dependency_graph(model, input_shape)
+    removed: dict[str, list[int]] = {}
+    by_name = {}
+    for g in _root_groups(graph, modules):
+        desc = _describe(g, modules)
+        by_name[desc.name] = (desc, g)
+    unknown = sorted(set(widths) - set(by_name))
+    if unknown:
+        raise ConfigError(f"no channel group named {unknown} in the model; groups: {sorted(by_name)}")
+    for name, target in widths.items():
+        desc, group = by_name[name]
+        if target >= desc.width:
+            continue
+        if not desc.prunable:
+            raise ConfigError(f"channel group {name!r} cannot be pruned: {desc.reason}")
+        importance = torch.zeros(desc.width)
+        for module, idxs in _items(group, modules, "out_channels"):
+            w = module.weight.detach().abs().flatten(1).sum(1).cpu()
+            importance += w[idxs]
+        drop = sorted(int(i) for i in torch.argsort(importance, stable=True)[:desc.width - target])
+        root = next(m for m, n in modules.items() if n == name)
+        fn = tp.prune_linear_out_channels if isinstance(root, torch.nn.Linear) else tp.prune_conv_out_channels
+        # Indices are positions of the root layer's own channels (producers share the order).
+        root_idx = dict(_items(group, modules, "out_channels"))[root]
+        pruning = graph.get_pruning_group(root, fn, idxs=[root_idx[i] for i in drop])
+        if not graph.check_pruning_group(pruning):
+            raise ConfigError(f"Torch-Pruning refuses to prune channel group {name!r} to {target}")
+        pruning.prune()
+        removed[name] = drop
+    return removed
+
+
+def model_widths(groups: Sequence[ChannelGroup]) -> dict[str, int]:
+    return {g.name: g.width for g in groups}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The method.
+
+
+class VwcSdk(CompressionMethod):
+    name = "vwc-sdk"
+    description = ("VWC-SDK (JETCAS 2022): prune the residual input channels VW-SDK leaves in an extra "
+                   "row tile, lowest-L1 filters first, round after round while accuracy holds")
+    iterative = True
+    changes = "channels"
+    options = (
+        MethodOption("coupled", "min-cycles", "a group read by several layers: pick the residual "
+                     "giving the fewest summed VW-SDK cycles, or the largest", ("min-cycles", "max")),
+        MethodOption("require_gain", True, "skip a residual whose removal does not lower the readers' "
+                     "VW-SDK cycles"),
+        MethodOption("walk_back", "chain", "after the residuals: a group wider than the groups its "
+                     "readers produce loses one more ICt block (chain: plain chain links only; "
+                     "dataflow: every link)", ("chain", "dataflow", "off")),
+        MethodOption("min_channels", 1, "no group is pruned below this many channels"),
+        MethodOption("max_rounds", 20, "upper bound on pruning rounds"),
+    )
+
+    def plan(self, network: Network, array: ArraySpec, mapping: MappingOptions,
+             options: Mapping[str, Any], structure: Sequence[ChannelGroup] | None = None) -> VwcPlan:
+        return vwc_plan(network, array, mapping, structure, PlanSettings.from_options(options))
+
+    def apply(self, model: Any, ctx: CompressionContext) -> StepResult:
+        settings = PlanSettings.from_options(ctx.options)
+        if ctx.round >= settings.max_rounds:
+            return StepResult(False, model, {"note": f"max_rounds={settings.max_rounds} reached"})
+        groups = torch_groups(model, ctx.input_shape)
+        widths = model_widths(groups)
+        steps, new = plan_round(ctx.network, groups, widths, ctx.array, ctx.mapping, settings)
+        summary = {"steps": [s.to_dict() for s in steps if s.new_width != s.width]}
+        if new == widths:
+            return StepResult(False, model, summary)
+        removed = prune_to_widths(model, ctx.input_shape,
+                                  {k: v for k, v in new.items() if v != widths[k]})
+        summary["removed"] = {k: len(v) for k, v in removed.items()}
+        return StepResult(True, model, summary)
+
+
+register_method(VwcSdk())
