@@ -104,6 +104,17 @@ def test_real_forward_matches_traced_shapes(name):
     assert trace_module(model, shape, name, source="built-in") == traced_network(name)
 
 
+# Multiply-accumulates per 224x224 image, in GMACs, as torchvision's model docs list them ("GFLOPS"
+# there counts MACs): an independent check of every traced input size, stride and padding.
+GMACS = {"resnet18": 1.81, "resnet34": 3.66, "resnet50": 4.09, "vgg11": 7.61, "vgg13": 11.31,
+         "vgg16": 15.47, "mobilenetv2": 0.30}
+
+
+@pytest.mark.parametrize("name", sorted(GMACS))
+def test_imagenet_macs_match_published(name):
+    assert round(sum(l.macs for l in traced_network(name).layers) / 1e9, 2) == GMACS[name]
+
+
 def test_resnet18_shapes():
     net = traced_network("resnet18")
     conv1 = net.layer("conv1")

@@ -49,6 +49,20 @@ def test_trace_records_every_call_in_order():
     assert net.source == "torch" and net.geometry == "real"
 
 
+class KeywordCall(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(input=x)
+
+
+def test_keyword_input_is_seen():
+    layer = trace_module(KeywordCall(), (3, 8, 8)).layers[0]
+    assert (layer.name, layer.input_size, layer.output_size()) == ("conv", (8, 8), (6, 6))
+
+
 def test_trace_restores_training_mode_and_removes_hooks():
     model = TwoPath().train()
     trace_module(model, (3, 8, 8))

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from imcflow.errors import ConfigError, ImcflowError, UnsupportedLayerError
+from imcflow.errors import ConfigError, UnsupportedLayerError
 from imcflow.layers import ConvLayer, Network, linear_layer
 
 InputShape = Sequence[int]
@@ -61,7 +61,8 @@ class _Recorder:
         for qname, module in model.named_modules():
             name = qname or root_name
             if isinstance(module, (nn.Conv2d, nn.Linear)):
-                self._handles.append(module.register_forward_hook(self._weight_hook(name)))
+                self._handles.append(module.register_forward_hook(self._weight_hook(name),
+                                                                  with_kwargs=True))
             elif _owns_weight_tensor(module):
                 self._handles.append(module.register_forward_hook(self._unsupported_hook(name)))
 
@@ -81,8 +82,8 @@ class _Recorder:
         return hook
 
     def _weight_hook(self, name: str):
-        def hook(module: nn.Module, inputs: tuple, output: Any) -> None:
-            x = inputs[0] if inputs else None
+        def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            x = args[0] if args else kwargs.get("input")
             if not isinstance(x, torch.Tensor):
                 self.problems.append(f"{name}: input is not a tensor")
                 return
