@@ -1,0 +1,275 @@
+"""Exact event counts of one mapped layer, read off its mapping plan (preset-independent).
+
+The plan (:class:`~imcflow.mapping.base.LayerMapping`) fixes the window, the row and column tiles and
+their number; this module only says *how many rows and columns each tile occupies*, per layout:
+
+* ``flat`` (im2col, SDK, flex): the tile matrix of a window has ``PWh*PWw*IC`` rows (channel-major, PW
+  pixel row-major; im2col is the window a = b = 1, whose PW is the kernel) and ``a*b*OC`` weight
+  columns. Row tile i holds rows ``[i*R, (i+1)*R)``, column tile j columns ``[j*C', (j+1)*C')``, so all
+  tiles are full except the last along each axis. SDK spreads its window the same way over its frozen
+  im2col budget. flex with ``groups_per_tile`` = gp > 1 puts gp groups block-diagonally in one tile
+  (the last tile set may hold fewer groups).
+* ``channel`` (VW-SDK): row tile i holds ``min(ICt, IC - i*ICt)`` whole channels of ``PWh*PWw`` rows,
+  column tile j ``a*b*min(OCt, OC - j*OCt)`` columns (mapping.md section 6).
+
+A mapping whose ``fallback`` is set uses the fallback's layout. A new strategy registers its layout
+with :func:`register_layout`.
+
+Definitions (all exact integers, summed over every activation of the layer):
+
+* active rows / columns of a tile: the word lines and *usable* (weight) columns its slice of the tile
+  matrix occupies. Every activation of the tile drives and senses all of them, including columns of
+  outputs that fall outside the output map at the border (their results are discarded afterwards).
+* input steps ``= ceil(input_bits / dac_bits)``: bit-serial input cycles per activation.
+* physical columns = usable columns x weight slices (a weight spans ``slices`` cells).
+* DAC drives = active rows x steps; column samples = physical columns x steps;
+  ADC conversions = physical columns x steps (or usable columns x steps when the hardware merges a
+  weight's slices in analog, :meth:`LayerCounts.conversions`); cell reads = rows x physical columns x
+  steps; shift-and-add ops = conversions (every digitised sample is shifted and added once).
+* partial-sum accumulations: each column of row tile i > 0 adds its result to the sum of the earlier
+  row tiles: ``windows x sum_j cols_j x (row_tiles - 1)`` per tile set.
+* buffer traffic: every activation reads its active rows' inputs (``rows x input_bits``, so a window of
+  a x b outputs reads its PW once - the input reuse of SDK/VW-SDK/flex) and writes its active columns'
+  results (``cols x output_bits``).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from imcflow.errors import ConfigError, ImcflowError, check_int
+from imcflow.hardware.array import ArraySpec
+from imcflow.layers import ConvLayer
+from imcflow.mapping.base import LayerMapping
+from imcflow.mapping.geometry import LayerProblem, ceil_div
+
+
+@dataclass(frozen=True)
+class TileShape:
+    """``count`` tiles of the layer that occupy ``rows`` word lines and ``cols`` usable columns;
+    ``row_index`` is the row-tile position (tiles at row_index > 0 accumulate into earlier ones)."""
+
+    rows: int
+    cols: int
+    count: int
+    row_index: int = 0
+
+
+# layout name -> function(problem, mapping, array) -> tile shapes (count = tiles per window)
+Layout = Callable[[LayerProblem, LayerMapping, ArraySpec], list[TileShape]]
+_LAYOUTS: dict[str, Layout] = {}
+_METHOD_LAYOUT: dict[str, str] = {}
+
+
+def register_layout(method: str, layout: str, function: Layout | None = None) -> None:
+    """Say which layout a mapping method's tiles follow (and optionally define a new layout)."""
+    if function is not None:
+        _LAYOUTS[layout] = function
+    if layout not in _LAYOUTS:
+        raise ConfigError(f"unknown tile layout {layout!r}; known: {', '.join(_LAYOUTS)}")
+    _METHOD_LAYOUT[method] = layout
+
+
+def split_axis(total: int, capacity: int, pieces: int, what: str) -> list[int]:
+    """Cut ``total`` consecutive rows (or columns) into ``pieces`` tiles of ``capacity``, the last one
+    partial.
+
+    >>> split_axis(27, 10, 3, "rows")
+    [10, 10, 7]
+
+    A plan that over-fills its tiles (the published SDK search tests physical columns C with
+    multi-bit weights, mapping.md section 4) spreads ``total`` evenly over the pieces it reports.
+    """
+    cap = capacity if total <= capacity * pieces else ceil_div(total, pieces)
+    sizes = [min(cap, total - i * cap) for i in range(pieces)]
+    if any(s <= 0 for s in sizes) or sum(sizes) != total:
+        raise ImcflowError(f"mapping plan inconsistent: {total} {what} do not fill {pieces} tiles of "
+                           f"{capacity}")
+    return sizes
+
+
+def _grid(rows: list[int], cols: list[int], sets: int) -> list[TileShape]:
+    return [TileShape(r, c, sets, i) for i, r in enumerate(rows) for c in cols]
+
+
+def _flat_layout(problem: LayerProblem, m: LayerMapping, array: ArraySpec) -> list[TileShape]:
+    w = m.window
+    rows = w.pw_h * w.pw_w * problem.ic
+    cols = w.a * w.b * problem.oc
+    gp = m.groups_per_tile
+    if gp > 1:
+        # Block-diagonal group packing (flex): one tile per set of gp groups, the last set partial.
+        full, rest = divmod(problem.groups, gp)
+        shapes = [TileShape(gp * rows, gp * cols, full)] if full else []
+        if rest:
+            shapes.append(TileShape(rest * rows, rest * cols, 1))
+        return shapes
+    return _grid(split_axis(rows, array.rows, m.row_tiles, "rows"),
+                 split_axis(cols, array.usable_cols, m.col_tiles, "columns"), problem.groups)
+
+
+def _channel_layout(problem: LayerProblem, m: LayerMapping, array: ArraySpec) -> list[TileShape]:
+    w = m.window
+    pixels = w.pw_h * w.pw_w
+    rows = [pixels * min(w.ict, problem.ic - i * w.ict) for i in range(m.row_tiles)]
+    cols = [w.a * w.b * min(w.oct, problem.oc - j * w.oct) for j in range(m.col_tiles)]
+    if min(rows) <= 0 or min(cols) <= 0 or max(rows) > array.rows or max(cols) > array.usable_cols:
+        raise ImcflowError(f"mapping plan inconsistent: VW-SDK tiles {rows} x {cols} do not fit "
+                           f"{array.rows} x {array.usable_cols}")
+    return _grid(rows, cols, problem.groups)
+
+
+_LAYOUTS.update(flat=_flat_layout, channel=_channel_layout)
+for _method, _layout in (("im2col", "flat"), ("sdk", "flat"), ("flex", "flat"), ("vwsdk", "channel")):
+    register_layout(_method, _layout)
+
+
+def tile_shapes(problem: LayerProblem, mapping: LayerMapping, array: ArraySpec) -> list[TileShape]:
+    """The occupied rows and columns of every tile of ``mapping`` (merged by shape).
+
+    >>> from imcflow.mapping import map_layer, MappingOptions
+    >>> from imcflow.layers import ConvLayer
+    >>> layer = ConvLayer("c", 3, 8, 3, input_size=6)
+    >>> m = map_layer(layer, ArraySpec(16, 8), "im2col")
+    >>> [(t.rows, t.cols, t.count) for t in tile_shapes(LayerProblem.from_layer(layer), m, ArraySpec(16, 8))]
+    [(16, 8, 1), (11, 8, 1)]
+    """
+    method = mapping.fallback or mapping.method
+    try:
+        layout = _LAYOUTS[_METHOD_LAYOUT[method]]
+    except KeyError:
+        raise ConfigError(f"no tile layout registered for mapping method {method!r}; call "
+                          f"imcflow.cost.counts.register_layout (known: {', '.join(_METHOD_LAYOUT)})"
+                          ) from None
+    merged: Counter = Counter()
+    for t in layout(problem, mapping, array):
+        merged[(t.rows, t.cols, t.row_index)] += t.count
+    shapes = [TileShape(r, c, n, i) for (r, c, i), n in merged.items()]
+    n_tiles = sum(t.count for t in shapes)
+    if n_tiles != mapping.arrays:
+        raise ImcflowError(f"mapping plan inconsistent: layer {mapping.layer!r} ({mapping.method}) has "
+                           f"{mapping.arrays} tiles but its layout gives {n_tiles}")
+    return shapes
+
+
+@dataclass(frozen=True)
+class LayerCounts:
+    """Every event one mapped layer causes, independent of the hardware preset.
+
+    ``activations`` equals the plan's ``cycles``; each of the ``arrays`` tiles is activated
+    ``windows`` times. Sums named ``*_activations`` are over all activations of the layer.
+    """
+
+    layer: str
+    method: str
+    input_bits: int
+    output_bits: int
+    input_steps: int
+    slices: int
+    windows: int
+    activations: int
+    arrays: int
+    tiles: tuple[TileShape, ...]
+    row_activations: int  # sum of active rows
+    col_activations: int  # sum of active usable columns
+    cell_activations: int  # sum of rows x usable columns
+    accumulations: int
+    macs: int
+    outputs: int
+
+    # --- derived events (one formula each, see the module docstring) ---
+    @property
+    def physical_col_activations(self) -> int:
+        return self.col_activations * self.slices
+
+    @property
+    def dac_drives(self) -> int:
+        return self.row_activations * self.input_steps
+
+    @property
+    def column_samples(self) -> int:
+        return self.physical_col_activations * self.input_steps
+
+    @property
+    def adc_conversions(self) -> int:
+        """Conversions when every physical column is digitised (columns x steps x slices)."""
+        return self.conversions(slices_merged=False)
+
+    def conversions(self, slices_merged: bool) -> int:
+        cols = self.col_activations if slices_merged else self.physical_col_activations
+        return cols * self.input_steps
+
+    @property
+    def cell_reads(self) -> int:
+        return self.cell_activations * self.slices * self.input_steps
+
+    @property
+    def shift_add_ops(self) -> int:
+        return self.adc_conversions
+
+    @property
+    def input_read_bits(self) -> int:
+        return self.row_activations * self.input_bits
+
+    @property
+    def output_write_bits(self) -> int:
+        return self.col_activations * self.output_bits
+
+    @property
+    def max_tile_cols(self) -> int:
+        return max(t.cols for t in self.tiles)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tiles"] = [asdict(t) for t in self.tiles]
+        for name in ("physical_col_activations", "dac_drives", "column_samples", "adc_conversions",
+                     "cell_reads", "shift_add_ops", "input_read_bits", "output_write_bits"):
+            d[name] = getattr(self, name)
+        return d
+
+
+def input_steps(input_bits: int, dac_bits: int) -> int:
+    """Bit-serial input cycles per activation: ``ceil(input_bits / dac_bits)``.
+
+    >>> input_steps(16, 1), input_steps(8, 3)
+    (16, 3)
+    """
+    check_int("input_bits", input_bits, 1, 64)
+    check_int("dac bits", dac_bits, 1, 64)
+    return math.ceil(input_bits / dac_bits)
+
+
+def count_layer(layer: ConvLayer | LayerProblem, mapping: LayerMapping, array: ArraySpec, *,
+                input_bits: int = 8, dac_bits: int = 1, output_bits: int | None = None,
+                geometry: str = "real") -> LayerCounts:
+    """Count the events of ``mapping`` (which must have been made for ``layer`` on ``array``).
+
+    >>> from imcflow.mapping import map_layer
+    >>> layer = ConvLayer("c", 3, 8, 3, input_size=6)
+    >>> c = count_layer(layer, map_layer(layer, ArraySpec(16, 8), "im2col"), ArraySpec(16, 8),
+    ...                 input_bits=4, dac_bits=1)
+    >>> c.activations, c.row_activations, c.adc_conversions   # 16 pixels x 2 row tiles
+    (32, 432, 1024)
+    """
+    problem = layer if isinstance(layer, LayerProblem) else LayerProblem.from_layer(layer, geometry)
+    check_int("input_bits", input_bits, 1, 64)
+    out_bits = input_bits if output_bits is None else check_int("output_bits", output_bits, 1, 64)
+    steps = input_steps(input_bits, dac_bits)
+    shapes = tuple(sorted(tile_shapes(problem, mapping, array),
+                          key=lambda t: (t.row_index, -t.rows, -t.cols)))
+    windows = mapping.windows
+    if windows * sum(t.count for t in shapes) != mapping.cycles:
+        raise ImcflowError(f"mapping plan inconsistent: layer {mapping.layer!r}: {windows} windows x "
+                           f"{mapping.arrays} tiles != {mapping.cycles} cycles")
+    rows = windows * sum(t.rows * t.count for t in shapes)
+    cols = windows * sum(t.cols * t.count for t in shapes)
+    cells = windows * sum(t.rows * t.cols * t.count for t in shapes)
+    accum = windows * sum(t.cols * t.count for t in shapes if t.row_index > 0)
+    outputs = problem.out_h * problem.out_w * problem.oc * problem.groups
+    return LayerCounts(
+        layer=mapping.layer, method=mapping.method, input_bits=input_bits, output_bits=out_bits,
+        input_steps=steps, slices=array.slices, windows=windows, activations=mapping.cycles,
+        arrays=mapping.arrays, tiles=shapes, row_activations=rows, col_activations=cols,
+        cell_activations=cells, accumulations=accum, macs=problem.macs, outputs=outputs)
