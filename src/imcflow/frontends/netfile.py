@@ -75,8 +75,10 @@ def parse_network_document(doc: Any, source: str = "<document>", default_name: s
         raise FormatError(f"{source}: 'name' must be a non-empty string, got {name!r}")
     geometry = doc.get("geometry", "real")
     try:
-        return Network(name, tuple(layers), input_shape=input_shape, source=str(doc.get("source") or source),
-                       geometry=geometry, meta={"format": "netfile"})
+        # The file is the source; a 'source' it declares (where its layers came from) is kept in meta.
+        meta = {"format": "netfile", "declared_source": doc.get("source")}
+        return Network(name, tuple(layers), input_shape=input_shape, source=source, geometry=geometry,
+                       meta=meta)
     except FormatError:
         raise
     except ConfigError as exc:

@@ -149,14 +149,25 @@ class NeuroSimExport:
     network: str
     padding: str
     rows: tuple[NeuroSimRow, ...]
-    notes: tuple[str, ...] = field(default=())
+    # (layer, windows NeuroSim counts, real windows) where the two differ
+    window_mismatches: tuple[tuple[str, int, int], ...] = ()
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        if not self.window_mismatches:
+            return ()
+        name, ns, real = self.window_mismatches[0]
+        hint = " (raw sizes: use padding 'padded' for the real counts)" if self.padding == "neurosim" else ""
+        return (f"{len(self.window_mismatches)} of {len(self.rows)} rows: NeuroSim counts other window "
+                f"numbers than the layers have{hint}; e.g. {name}: {ns} vs {real}",)
 
     def to_csv(self) -> str:
         return "".join(",".join(str(v) for v in r.values) + "\n" for r in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {"network": self.network, "padding": self.padding, "rows": [r.to_dict() for r in self.rows],
-                "notes": list(self.notes)}
+                "window_mismatches": [{"layer": n, "neurosim": a, "real": b}
+                                      for n, a, b in self.window_mismatches]}
 
     def to_frame(self):
         import pandas as pd
@@ -206,7 +217,7 @@ def neurosim_rows(network: Network, padding: Padding = "neurosim", groups: str =
     if problems:
         raise ConfigError(f"network {network.name!r} cannot be written as NeuroSim NetWork.csv:\n  "
                           + "\n  ".join(problems))
-    rows, notes = [], []
+    rows, mismatches = [], []
     for layer, pool in zip(network.layers, _pool_flags(network)):
         if layer.kind == "linear" and layer.input_size == (1, 1):
             base = dict(ifm_h=1, ifm_w=1, kh=1, kw=1, pool_flag=0, stride=1)
@@ -222,10 +233,8 @@ def neurosim_rows(network: Network, padding: Padding = "neurosim", groups: str =
             rows.append(row)
         ho, wo = layer.output_size()
         if rows[-1].neurosim_windows != ho * wo:
-            notes.append(f"{layer.name}: NeuroSim counts {rows[-1].neurosim_windows} windows, the layer "
-                         f"has {ho * wo} ({ho}x{wo})"
-                         + (" - use padding='padded' for the real count" if padding == "neurosim" else ""))
-    return NeuroSimExport(network.name, padding, tuple(rows), tuple(notes))
+            mismatches.append((layer.name, rows[-1].neurosim_windows, ho * wo))
+    return NeuroSimExport(network.name, padding, tuple(rows), tuple(mismatches))
 
 
 def network_to_neurosim_csv(network: Network, padding: Padding = "neurosim", groups: str = "refuse") -> str:
@@ -300,7 +309,9 @@ class NeuroSimTrace:
 
     def command(self, prefix: str = "", neurosim: str = "./NeuroSIM/main", version: str = "1.3",
                 sub_array: int = 128, parallel_read: int = 64) -> str:
-        """The NeuroSim command line for these files (V1.4+ adds sub-array size and parallel read)."""
+        """The NeuroSim command line for these files, run in the directory holding them: V1.3 takes
+        ``main NetWork.csv <weight bits> <input bits>`` then a weight/input file pair per row; V1.4
+        adds ``<subArray> <parallelRead>`` after the bit widths."""
         files = self.file_names(prefix)
         args = [neurosim, files["network"], str(self.weight_bits), str(self.input_bits)]
         if version != "1.3":
@@ -319,17 +330,22 @@ class NeuroSimTrace:
         scale = float(1 << (self.weight_bits - 1))
         weights = "\n".join(",".join(f"{v / scale:.8g}" for v in row) for row in self.weight_matrix)
         bits = "\n".join(",".join(str(int(v)) for v in row) for row in self.bit_matrix)
-        script = ("#!/bin/sh\n# Run from the directory holding NeuroSIM/ (DNN+NeuroSim V1.3 argument order;\n"
-                  f"# V1.4 adds <subArray> <parallelRead> after the bit widths:\n"
-                  f"#   {self.command(prefix, version='1.4')})\n{self.command(prefix)}\n")
+        script = ("#!/bin/sh\n# Run in this directory; NEUROSIM is DNN+NeuroSim's compiled main (V1.3 order).\n"
+                  "# V1.4 adds <subArray> <parallelRead> after the bit widths:\n"
+                  f"#   {self.command(prefix, '$NEUROSIM', version='1.4')}\n"
+                  f"cd \"$(dirname \"$0\")\"\n{self.command(prefix, '${NEUROSIM:-./NeuroSIM/main}')}\n")
         return {names["network"]: ",".join(map(str, self.row.values)) + "\n",
                 names["weight"]: weights + "\n", names["input"]: bits + "\n", names["command"]: script}
 
 
 def neurosim_trace(layer: ConvLayer, weight: np.ndarray, x: np.ndarray, weight_bits: int = 8,
-                   input_bits: int = 8, padding: Padding = "padded") -> NeuroSimTrace:
+                   input_bits: int = 8) -> NeuroSimTrace:
     """Trace of one layer for integer ``weight`` ``(OC, IC, Kh, Kw)`` (or ``(OC, IC)`` for linear) and
-    integer input ``x`` ``(IC, H, W)`` (or ``(IC,)``)."""
+    integer input ``x`` ``(IC, H, W)`` (or ``(IC,)``).
+
+    The input is unfolded with the layer's real padding, stride and dilation, and the one-row
+    NetWork.csv uses the ``padded`` convention, so NeuroSim's window count (for stride 1) equals the
+    number of input columns in the trace."""
     weight = np.asarray(weight)
     x = np.asarray(x)
     if layer.groups != 1:
@@ -345,16 +361,15 @@ def neurosim_trace(layer: ConvLayer, weight: np.ndarray, x: np.ndarray, weight_b
     if weight.size and np.abs(weight).max() > wlim:
         raise ConfigError(f"layer {layer.name!r}: weights must lie in [-{wlim}, {wlim}] for "
                           f"{weight_bits}-bit weights, got max |w| = {np.abs(weight).max()}")
-    row = neurosim_rows(Network("trace", (layer,)), padding).rows[0]
+    row = neurosim_rows(Network("trace", (layer,)), "padded").rows[0]
     return NeuroSimTrace(layer, row, weight.reshape(layer.out_channels, -1).T.copy(),
                          unfold_input(layer, x), weight_bits, input_bits)
 
 
-def random_trace(layer: ConvLayer, seed: int = 0, weight_bits: int = 8, input_bits: int = 8,
-                 padding: Padding = "padded") -> NeuroSimTrace:
+def random_trace(layer: ConvLayer, seed: int = 0, weight_bits: int = 8, input_bits: int = 8) -> NeuroSimTrace:
     """A trace with seeded random integer weights (signed) and inputs (non-negative, as after ReLU)."""
     rng = np.random.default_rng(seed)
     wlim = (1 << (weight_bits - 1)) - 1
     weight = rng.integers(-wlim, wlim + 1, size=(layer.out_channels, layer.in_channels, layer.Kh, layer.Kw))
     x = rng.integers(0, 1 << (input_bits - 1), size=(layer.in_channels, *layer.input_size))
-    return neurosim_trace(layer, weight, x, weight_bits, input_bits, padding)
+    return neurosim_trace(layer, weight, x, weight_bits, input_bits)
