@@ -67,8 +67,13 @@ class MagnitudePruning(CompressionMethod):
                 # Ties at the threshold are broken by position (stable sort), so exactly k are zeroed.
                 order = torch.argsort(w.abs().flatten(), stable=True)[:k]
                 mask.view(-1)[order] = 0
-            if hasattr(m, "weight_mask"):
-                m.weight_mask.copy_(mask * m.weight_mask)
+            old = getattr(m, "weight_mask", None)
+            if torch.is_tensor(old):
+                mask = mask * old
+            if hasattr(m, "set_mask"):  # imcflow.quant layers: their mask is applied after quantizing
+                m.set_mask(mask)
+            elif torch.is_tensor(old):
+                old.copy_(mask)
             else:
                 m.register_buffer("weight_mask", mask)
             pruned[name] = int((m.weight_mask == 0).sum())
