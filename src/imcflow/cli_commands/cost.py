@@ -1,0 +1,56 @@
+"""``imcflow cost``: latency, energy (by component) and area of a mapped network on a preset."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from imcflow.cli_commands import _common as c
+from imcflow.cost import CostSettings, cost_mapping, preset_array
+from imcflow.cost.results import MODES
+from imcflow.hardware.array import parse_array
+from imcflow.hardware.preset import load_preset, preset_names
+from imcflow.mapping import DEFAULT_METHODS, map_network
+from imcflow.report.cost_report import FORMATTERS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cost", help="latency, energy and area of a mapped network on a hardware preset",
+                       description="Map a network, count every event of its plan and cost it with a "
+                                   "preset whose constants cite their sources.")
+    c.add_network_arguments(p)
+    c.add_array_arguments(p)
+    c.add_mapping_arguments(p)
+    c.add_output_arguments(p)
+    p.add_argument("--preset", default="isaac",
+                   help=f"built-in preset ({', '.join(preset_names())}) or a preset YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one preset constant, e.g. adc.bits=6 (repeatable)")
+    p.add_argument("--mode", choices=MODES, default="preloaded",
+                   help="preloaded: every layer's arrays present and working in parallel; "
+                        "time-multiplexed: all activations on one array")
+    p.add_argument("--input-bits", type=int, default=None,
+                   help="activation precision (default: the preset's)")
+    p.add_argument("--plot", metavar="DIR", help="write PNG plots into DIR")
+    # Cost one method unless asked for more; weight/cell bits default to the preset's.
+    p.set_defaults(handler=run, method="flex", weight_bits=None, cell_bits=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    network = c.network_from_args(args)
+    preset = load_preset(args.preset, args.overrides)
+    shape = parse_array(args.array)
+    array = preset_array(preset, shape.rows, shape.cols, args.cell_bits, args.weight_bits)
+    methods = c.methods_from_args(args)
+    options = c.options_from_args(args, network)
+    settings = CostSettings(preset, args.mode, args.input_bits)
+    plot_methods = tuple(dict.fromkeys(methods + DEFAULT_METHODS)) if args.plot else methods
+    mapping = map_network(network, array, plot_methods, options)
+    every = {m: cost_mapping(mapping, m, settings) for m in plot_methods}
+    costs = {m: every[m] for m in methods}
+    c.emit(FORMATTERS[args.format](costs), args.out)
+    if args.plot:
+        from imcflow.report.plots import write_cost_plots
+
+        for path in write_cost_plots(costs, {m: every[m] for m in DEFAULT_METHODS}, args.plot):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0

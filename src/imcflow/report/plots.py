@@ -1,0 +1,67 @@
+"""PNG plots of cost results (matplotlib, Agg backend, imported only when a plot is drawn)."""
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+from imcflow.cost.results import NetworkCost
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_energy_breakdown(cost: NetworkCost, path: str) -> str:
+    """Stacked bars: energy of every layer split by component. Returns ``path``."""
+    plt = _pyplot()
+    names = [l.layer for l in cost.layers]
+    comps = list(cost.layers[0].energy_breakdown_j)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(names) + 3), 4.5))
+    bottom = [0.0] * len(names)
+    for comp in comps:
+        vals = [l.energy_breakdown_j[comp] * 1e6 for l in cost.layers]
+        if not any(vals):
+            continue
+        ax.bar(range(len(names)), vals, bottom=bottom, label=comp)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=70, fontsize=7)
+    ax.set_ylabel("energy (uJ)")
+    ax.set_title(f"{cost.network}: energy per layer ({cost.method}, {cost.preset}, {cost.array})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_methods(costs: Mapping[str, NetworkCost], path: str) -> str:
+    """Two panels: total cycles and total energy per mapping method. Returns ``path``."""
+    plt = _pyplot()
+    methods = list(costs)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
+    ax1.bar(methods, [costs[m].cycles for m in methods], color="tab:blue")
+    ax1.set_ylabel("cycles (array activations)")
+    ax2.bar(methods, [costs[m].totals.energy_j * 1e6 for m in methods], color="tab:orange")
+    ax2.set_ylabel("energy (uJ)")
+    first = next(iter(costs.values()))
+    fig.suptitle(f"{first.network} on {first.array}, preset {first.preset}: cycles vs energy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_cost_plots(costs: Mapping[str, NetworkCost], all_methods: Mapping[str, NetworkCost],
+                     directory: str) -> list[str]:
+    """Write ``energy_breakdown_<method>.png`` per costed method and ``methods.png`` into directory."""
+    os.makedirs(directory, exist_ok=True)
+    paths = [plot_energy_breakdown(nc, os.path.join(directory, f"energy_breakdown_{m}.png"))
+             for m, nc in costs.items()]
+    paths.append(plot_methods(all_methods, os.path.join(directory, "methods.png")))
+    return paths
