@@ -1,6 +1,7 @@
 """The torch tracing frontend: layer records from forward hooks, unsupported layers, model files."""
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -204,6 +205,17 @@ def test_load_python_factory(model_file):
         [("features.0", 32, 3, 16), ("features.3", 16, 16, 32), ("fc", 1, 32, 10)]
     assert net.name == "user_model:build" and net.input_shape == (3, 32, 32)
     assert load_network(f"{model_file}:build", (3, 32, 32)) == net
+
+
+def test_model_file_may_import_its_siblings(tmp_path):
+    (tmp_path / "blocks_for_imcflow_test.py").write_text(
+        "import torch.nn as nn\n\ndef block():\n    return nn.Conv2d(2, 3, 3)\n")
+    (tmp_path / "net.py").write_text(
+        "import torch.nn as nn\nfrom blocks_for_imcflow_test import block\n\n"
+        "def make():\n    return nn.Sequential(block(), nn.Conv2d(3, 4, 1))\n")
+    net = load_python_factory(str(tmp_path / "net.py"), "make", (2, 5, 5))
+    assert [(l.name, l.H, l.IC, l.OC) for l in net.layers] == [("0", 5, 2, 3), ("1", 3, 3, 4)]
+    assert str(tmp_path) not in sys.path
 
 
 def test_load_python_factory_errors(model_file, tmp_path):

@@ -192,11 +192,16 @@ def load_python_factory(path: str, factory: str, input_shape: InputShape | None)
         raise ConfigError(f"{spec_text}: cannot import {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
+    # The file may import its sibling modules, as it would when run as a script from its folder.
+    folder = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
         raise ConfigError(f"{spec_text}: importing {path} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.path.remove(folder)
     fn = getattr(module, factory, None)
     if fn is None:
         public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
