@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if not data.get("name"):
         raise ConfigError("the checkpoint does not name its dataset; give --data NAME")
     if args.split == "test" and args.test_subset is None:
-        args.test_subset = args.subset  # for eval, --subset means the evaluated split
+        # for eval, --subset means the evaluated split; default: the test images training reported on
+        args.test_subset = args.subset if args.subset is not None else data.get("test_subset")
     dataset = load_split(args, data, args.split)
     expected = data.get("num_classes")
     if expected is not None and dataset.num_classes != expected:

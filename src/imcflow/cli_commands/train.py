@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                          weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
                          augment=not args.no_augment, device=args.device)
     data = {"name": args.data, "root": args.root, "image_size": args.image_size,
-            "in_channels": args.in_channels, "seed": args.seed}
+            "in_channels": args.in_channels, "seed": args.seed, "test_subset": args.test_subset}
     train_set = load_split(args, data, "train")
     test_set = load_split(args, data, "test")
     # Store the resolved geometry so 'imcflow eval' rebuilds exactly this input pipeline.
