@@ -49,9 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--test-subset", type=int, help="evaluate on a seeded subset of the test split")
     g.add_argument("--image-size", type=int, help="resize images to this square size (default: the "
                                                   "model's input size)")
-    g.add_argument("--quant", choices=("dorefa", "uniform", "pow2", "none"), default="dorefa",
-                   help="weight quantizer trained in at --weight-bits (default dorefa, the VW-SDK "
-                        "authors' convention); none: float")
+    g.add_argument("--quant", choices=("uniform", "dorefa", "pow2", "none"), default="uniform",
+                   help="weight quantizer trained in at --weight-bits (default uniform: symmetric "
+                        "per-channel; dorefa is the VW-SDK authors' convention); none: float")
     g.add_argument("--act-bits", type=int, help="quantize layer inputs to this many bits")
     g.add_argument("--max-drop", type=float, default=1.0,
                    help="rounds stop when accuracy falls more than this many points (default 1.0)")

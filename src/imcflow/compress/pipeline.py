@@ -57,7 +57,7 @@ class CompressConfig:
     subset: int | None = None
     test_subset: int | None = None
     image_size: int | None = None
-    quant: str = "dorefa"
+    quant: str = "uniform"
     act_bits: int | None = None
     max_drop: float = 1.0
     device: str = "auto"
