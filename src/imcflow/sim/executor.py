@@ -23,18 +23,19 @@ the plan's ``cycles``.
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from imcflow.errors import ConfigError
+from imcflow.errors import ConfigError, UnknownNameError
 from imcflow.sim.effects import InputEncoding, SimConfig, input_encoding, weight_encoding
 from imcflow.sim.tiles import LayerTiles
 
 _FLOAT32_EXACT = float(1 << 24)
-_CHUNK_ELEMENTS = 1 << 23  # gathered input elements per chunk (32 MiB of float32)
+_CHUNK_ELEMENTS = 1 << 22  # column values (or gathered inputs) per chunk: 16 MiB of float32
 
 
 @dataclass(frozen=True)
@@ -87,17 +88,122 @@ class SimResult:
 
 @dataclass
 class _RowTile:
-    """Programmed conductances of one row slice: all its column tiles side by side."""
+    """Programmed conductances of one row slice: all its column tiles side by side.
+
+    Physical columns are slice-major: ``cpw`` blocks of the N weight columns (colcat order; part-major,
+    then slice, see :class:`~imcflow.sim.effects.WeightEncoding`), then one offset column per column tile.
+    """
 
     r0: int
     r1: int
-    g: torch.Tensor  # (sets, rows, phys_cols): weight columns (N*cpw, colcat order) then offset columns
+    g: torch.Tensor  # (sets, rows, phys_cols)
     col_abs: torch.Tensor  # (sets, phys_cols): sum of |g| per column (ADC "max" full scale)
     bound: float  # largest column sum of |g|: decides whether float32 is exact
+    cache: dict = field(default_factory=dict)  # engine-specific derived tensors, per dtype
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """Where the windows of one input size sit in the padded input."""
+
+    rows: torch.Tensor  # (Wh, PWh) padded input row of every PW row of every window row
+    cols: torch.Tensor  # (Ww, PWw)
+    pad: tuple[int, int, int, int]  # F.pad order: left, right, top, bottom
+
+    @property
+    def count(self) -> int:
+        return self.rows.shape[0] * self.cols.shape[0]
+
+
+# An engine computes the column values of one row tile for a chunk of bit planes:
+# (layer, planes (steps*n, C, Hp, Wp), row tile, windows, steps, dtype) -> (steps, n, S, phys, Wh, Ww).
+Engine = Callable[["CrossbarLayer", torch.Tensor, _RowTile, _Windows, int, torch.dtype], torch.Tensor]
+_ENGINES: dict[str, Engine] = {}
+
+
+def register_engine(name: str, engine: Engine) -> Engine:
+    """Add a way of computing the window x tile products (``CrossbarLayer(engine=name)``)."""
+    _ENGINES[name] = engine
+    return engine
+
+
+def _gather_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win: _Windows, steps: int,
+                   dt: torch.dtype) -> torch.Tensor:
+    """Reference engine: gather every window's PW vector with index tensors, then one batched matmul
+    over tile sets (``(S, windows, rows) @ (S, rows, phys)``)."""
+    geo = sim.tiles.geo
+    b = planes.shape[0]
+    g = planes[:, :, win.rows[:, :, None, None], win.cols[None, None, :, :]]  # (B, C, Wh, ph, Ww, pw)
+    g = g.permute(0, 2, 4, 1, 3, 5).reshape(b, win.count, -1)  # channel-major, then PW pixel
+    need = geo.sets * geo.set_rows
+    if g.shape[2] < need:  # zero channels of the padding groups of the last set
+        g = F.pad(g, (0, need - g.shape[2]))
+    g = g.reshape(b * win.count, geo.sets, geo.set_rows)[:, :, rt.r0:rt.r1].transpose(0, 1)
+    v = torch.bmm(g.to(dt), rt.g.to(dt))  # (S, B*windows, phys)
+    v = v.reshape(geo.sets, steps, b // steps, win.rows.shape[0], win.cols.shape[0], -1)
+    return v.permute(1, 2, 0, 5, 3, 4)
+
+
+def _axis_kernel(pos: tuple[int, ...]) -> tuple[torch.Tensor, int]:
+    """Kernel index of each PW position and the dilation: an arithmetic progression of positions is a
+    dilated kernel; otherwise the kernel spans the whole extent with zeros at unread positions."""
+    steps = {b - a for a, b in zip(pos, pos[1:])}
+    if len(steps) == 1:
+        d = steps.pop()
+        return torch.tensor([p // d for p in pos]), d
+    return torch.tensor(pos), 1
+
+
+def _conv_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win: _Windows, steps: int,
+                 dt: torch.dtype) -> torch.Tensor:
+    """Default engine: the same products through torch's strided convolution primitive, without
+    materialising the gathered vectors. The tile's conductance matrix is laid out as a kernel over the
+    PW (row ``c*P + y*PWw + x`` -> channel c, kernel position of PW pixel (y, x)); the stride is the
+    window step (a*s, b*s), so output position (py, px) is window (py, px) and output channel p is
+    physical column p. Rows outside the tile's slice are zero in that kernel."""
+    geo = sim.tiles.geo
+    pr = geo.problem
+    key = ("conv", dt)
+    if key not in rt.cache:
+        ih, dh = _axis_kernel(geo.pos_h)
+        iw, dw = _axis_kernel(geo.pos_w)
+        p = geo.pixels
+        cs_lo, cs_hi = rt.r0 // p, (rt.r1 - 1) // p
+        r = torch.arange(rt.r0, rt.r1)
+        cs, pix = r // p - cs_lo, r % p
+        yy, xx = pix // len(geo.pos_w), pix % len(geo.pos_w)
+        sets, _, phys = rt.g.shape
+        kernel = torch.zeros(sets, cs_hi - cs_lo + 1, int(ih.max()) + 1, int(iw.max()) + 1, phys,
+                             dtype=dt)
+        kernel[:, cs, ih[yy], iw[xx], :] = rt.g.to(dt)
+        kernel = kernel.permute(0, 4, 1, 2, 3).reshape(sets * phys, cs_hi - cs_lo + 1, *kernel.shape[2:4])
+        chans = (torch.arange(sets)[:, None] * geo.set_rows // p + torch.arange(cs_lo, cs_hi + 1)).ravel()
+        rt.cache[key] = (kernel.contiguous(), chans, (dh, dw), cs_lo, cs_hi)
+    kernel, chans, dil, cs_lo, cs_hi = rt.cache[key]
+    sets = geo.sets
+    if sets == 1:
+        inp = planes[:, cs_lo:cs_hi + 1]
+    else:
+        need = sets * geo.set_rows // geo.pixels
+        if planes.shape[1] < need:  # zero channels of the padding groups of the last set
+            planes = F.pad(planes, (0, 0, 0, 0, 0, need - planes.shape[1]))
+        inp = planes if len(chans) == need else planes.index_select(1, chans)
+    v = F.conv2d(inp.to(dt), kernel, stride=(geo.a * pr.stride_h, geo.b * pr.stride_w), dilation=dil,
+                 groups=sets)
+    wh, ww = win.rows.shape[0], win.cols.shape[0]
+    v = v[:, :, :wh, :ww]
+    return v.reshape(steps, planes.shape[0] // steps, sets, -1, wh, ww)
+
+
+register_engine("conv", _conv_engine)
+register_engine("gather", _gather_engine)
 
 
 class CrossbarLayer:
     """The programmed crossbars of one layer; :meth:`run` executes a batch.
+
+    ``engine`` picks how the window x tile products are computed: ``"conv"`` (default, fast) or
+    ``"gather"`` (explicit gather + batched matmul, the reference); both are exact.
 
     >>> import torch
     >>> from imcflow.layers import ConvLayer
@@ -109,29 +215,36 @@ class CrossbarLayer:
     >>> res = CrossbarLayer(build_tiles(layer, w, ArraySpec(32, 16), "vwsdk")).run(x)
     >>> bool((res.output == torch.nn.functional.conv2d(x.double(), w.double(), padding=1)).all())
     True
+    >>> res.counters.activations    # 3x3 windows of 2x2 outputs (edge windows stick out), 1 tile
+    9
     """
 
-    def __init__(self, tiles: LayerTiles, config: SimConfig | None = None) -> None:
+    def __init__(self, tiles: LayerTiles, config: SimConfig | None = None, engine: str = "conv") -> None:
+        if engine not in _ENGINES:
+            raise UnknownNameError(f"unknown simulator engine {engine!r}; known: {', '.join(_ENGINES)}")
+        self.engine = _ENGINES[engine]
         self.tiles = tiles
         self.config = config or SimConfig()
-        geo = tiles.geo
         where = f"layer {tiles.layer.name!r}"
         mats = tiles.set_matrices
         self.wenc = weight_encoding(self.config, mats, where)
+        self.cpw = self.wenc.columns_per_weight
         self.colcat = torch.as_tensor(np.concatenate(tiles.col_index))
         self.inverse = torch.argsort(self.colcat)
-        # Column tile of each weight column in colcat order (the offset column it subtracts).
-        self.col_tile_of = torch.as_tensor(np.concatenate(
-            [np.full(len(c), j) for j, c in enumerate(tiles.col_index)]))
+        bounds = np.cumsum([0] + [len(c) for c in tiles.col_index])
+        self.col_tile_span = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+        ncol = len(self.colcat)
+        tile_of = torch.as_tensor(np.concatenate([np.full(len(c), j) for j, c in enumerate(tiles.col_index)]))
         self.ref_cols = len(tiles.col_index) if self.wenc.offset else 0
+        # Column tile of every physical column (slice-major weight columns, then offset columns).
+        self.phys_tile = torch.cat([tile_of.repeat(self.cpw), torch.arange(self.ref_cols)]).long()
         gen = torch.Generator().manual_seed(
             (self.config.seed * 1_000_003 + zlib.crc32(tiles.layer.name.encode())) % (1 << 63))
         noise = self.config.noise if self.config.noise and self.config.noise.active else None
         self.row_tiles: list[_RowTile] = []
-        cpw = self.wenc.columns_per_weight
         for r0, r1 in tiles.row_slices:
             w = mats[:, r0:r1][:, :, self.colcat]  # (S, k, N)
-            g = self.wenc.cells(w).reshape(w.shape[0], r1 - r0, -1)  # (S, k, N*cpw)
+            g = self.wenc.cells(w).permute(0, 1, 3, 2).reshape(w.shape[0], r1 - r0, self.cpw * ncol)
             if self.ref_cols:
                 g = torch.cat([g, torch.ones(w.shape[0], r1 - r0, self.ref_cols, dtype=g.dtype)], dim=2)
             if noise is not None:
@@ -139,7 +252,6 @@ class CrossbarLayer:
             col_abs = g.abs().sum(dim=1)
             bound = float(col_abs.max()) if col_abs.numel() else 0.0
             self.row_tiles.append(_RowTile(r0, r1, g, col_abs, bound))
-        self.cpw = cpw
         self.coef = self.wenc.coefficients()
         self._per_window = self._structure_counts()
 
@@ -173,32 +285,16 @@ class CrossbarLayer:
 
     # -- execution -----------------------------------------------------------------------------------
 
-    def _window_index(self, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int, int, int]]:
-        """Index tensors of PW rows/cols per window, and the padding (left, right, top, bottom)."""
+    def _windows(self, h: int, w: int) -> _Windows:
         t = self.tiles
         pr, geo = t.geo.problem, t.geo
-        if t.geometry == "paper":
-            pad_h = pad_w = 0
-        else:
-            pad_h, pad_w = t.layer.padding
+        pad_h, pad_w = (0, 0) if t.geometry == "paper" else t.layer.padding
         rows = (torch.arange(t.plan.windows_h) * geo.a * pr.stride_h)[:, None] + torch.as_tensor(geo.pos_h)
         cols = (torch.arange(t.plan.windows_w) * geo.b * pr.stride_w)[:, None] + torch.as_tensor(geo.pos_w)
+        # Edge windows sticking out of the output map read zeros beyond the padded input.
         extra_h = max(0, int(rows.max()) + 1 - (h + 2 * pad_h))
         extra_w = max(0, int(cols.max()) + 1 - (w + 2 * pad_w))
-        return rows, cols, (pad_w, pad_w + extra_w, pad_h, pad_h + extra_h)
-
-    def _gather(self, planes: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """``(B, C, Hp, Wp)`` -> ``(sets, B, windows, K)`` PW vectors, channel-major then pixel."""
-        geo = self.tiles.geo
-        b = planes.shape[0]
-        g = planes[:, :, rows[:, :, None, None], cols[None, None, :, :]]  # (B, C, Wh, ph, Ww, pw)
-        g = g.permute(0, 2, 4, 1, 3, 5)  # (B, Wh, Ww, C, ph, pw)
-        nwin = rows.shape[0] * cols.shape[0]
-        g = g.reshape(b, nwin, -1)
-        need = geo.sets * geo.set_rows
-        if g.shape[2] < need:  # zero channels of the padding groups of the last set
-            g = F.pad(g, (0, need - g.shape[2]))
-        return g.reshape(b, nwin, geo.sets, geo.set_rows).permute(2, 0, 1, 3)
+        return _Windows(rows, cols, (pad_w, pad_w + extra_w, pad_h, pad_h + extra_h))
 
     def run(self, x: torch.Tensor) -> SimResult:
         """Execute the layer on an integer batch ``x`` of shape ``(N, IC, H, W)`` (or ``(N, IC)`` for a
@@ -215,93 +311,76 @@ class CrossbarLayer:
                               f"(N, {layer.in_channels}, {layer.input_size[0]}, {layer.input_size[1]})")
         enc = input_encoding(self.config, x, where)
         n = x.shape[0]
-        rows, cols, pad = self._window_index(x.shape[2], x.shape[3])
-        xp = F.pad(x.to(torch.float32), pad)
-        nwin = rows.shape[0] * cols.shape[0]
+        win = self._windows(x.shape[2], x.shape[3])
+        wide = enc.top_level >= _FLOAT32_EXACT
+        xp = F.pad(x.to(torch.float64 if wide else torch.float32), win.pad)
+        phys = max(rt.g.shape[2] for rt in self.row_tiles)
+        per_image = enc.steps * win.count * geo.sets * max(phys, geo.set_rows)
+        chunk = max(1, _CHUNK_ELEMENTS // max(per_image, 1))
         adc = self.config.adc
         signed_adc = self.wenc.cell_bits is None or (enc.bits is None and enc.twos_complement)
-        full_scale = None
-        if adc is not None and adc.full_scale == "calibrated":
-            full_scale = self._calibrate(xp, enc, rows, cols, n, nwin)
-        per_image = enc.steps * nwin * geo.sets * geo.set_rows
-        chunk = max(1, _CHUNK_ELEMENTS // max(per_image, 1))
-        out = torch.zeros(geo.sets, n, nwin, geo.set_cols, dtype=torch.float64)
+        scales: list[torch.Tensor] | None = None
+        if adc is not None:
+            if adc.full_scale == "calibrated":
+                scales = self._calibrate(xp, enc, win, chunk)
+            elif adc.full_scale == "max":
+                scales = [self._tile_max(rt.col_abs * enc.top_level) for rt in self.row_tiles]
+            else:
+                scales = [torch.full_like(rt.col_abs, float(adc.full_scale)) for rt in self.row_tiles]
+        y = torch.zeros(n, geo.sets, len(self.colcat), *win.rows.shape[:1], win.cols.shape[0],
+                        dtype=torch.float64)
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
-            xg = self._gather(enc.planes(xp[n0:n1]).flatten(0, 1), rows, cols)  # (S, steps*nc, nwin, K)
+            planes = enc.planes(xp[n0:n1]).flatten(0, 1)
             for i, rt in enumerate(self.row_tiles):
-                v = self._matmul(xg, rt, enc)  # (S, steps, nc*nwin, phys)
-                if adc is not None:
-                    fs = full_scale[i] if full_scale is not None else self._max_scale(rt, enc)
-                    v = adc.convert(v, fs[:, None, None, :], signed_adc)
-                out[:, n0:n1] += self._recombine(v, enc).reshape(geo.sets, n1 - n0, nwin, -1)
-        y = self._scatter(out)
-        return SimResult(y[:, :, 0, 0] if flat else y, self.counters(n, enc.steps))
+                v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc))
+                if adc is not None and scales is not None:
+                    v = adc.convert(v, scales[i][None, None, :, :, None, None], signed_adc)
+                self._recombine(v, enc, y[n0:n1])
+        out = self._scatter(y)
+        return SimResult(out[:, :, 0, 0] if flat else out, self.counters(n, enc.steps))
 
-    def _matmul(self, xg: torch.Tensor, rt: _RowTile, enc: InputEncoding) -> torch.Tensor:
-        s = xg.shape[0]
-        xi = xg[..., rt.r0:rt.r1]
-        exact32 = rt.bound * enc.top_level < _FLOAT32_EXACT
-        dt = torch.float32 if exact32 else torch.float64
-        xi = xi.reshape(s, -1, rt.r1 - rt.r0).to(dt)
-        v = torch.bmm(xi, rt.g.to(dt))
-        return v.reshape(s, enc.steps, -1, v.shape[-1])
-
-    def _max_scale(self, rt: _RowTile, enc: InputEncoding) -> torch.Tensor:
-        """ADC full scale per physical column: the largest value its column tile can produce."""
-        per_col = rt.col_abs * enc.top_level
-        return self._tile_max(per_col)
+    def _dtype(self, rt: _RowTile, enc: InputEncoding) -> torch.dtype:
+        return torch.float32 if rt.bound * enc.top_level < _FLOAT32_EXACT else torch.float64
 
     def _tile_max(self, per_col: torch.Tensor) -> torch.Tensor:
-        """Replace each physical column's value by the maximum over its column tile."""
-        ncol = len(self.colcat)
-        tile_of = torch.cat([self.col_tile_of.repeat_interleave(self.cpw),
-                             torch.arange(self.ref_cols)]).long()
+        """Each physical column's value replaced by the maximum over its column tile (per set)."""
         ntiles = len(self.tiles.col_index)
         m = torch.zeros(per_col.shape[0], ntiles, dtype=per_col.dtype)
-        m = m.scatter_reduce(1, tile_of.expand(per_col.shape[0], -1), per_col, reduce="amax")
-        assert per_col.shape[1] == ncol * self.cpw + self.ref_cols
-        return m[:, tile_of]
+        m = m.scatter_reduce(1, self.phys_tile.expand(per_col.shape[0], -1), per_col, reduce="amax")
+        return m[:, self.phys_tile]
 
-    def _calibrate(self, xp, enc, rows, cols, n, nwin) -> list[torch.Tensor]:
+    def _calibrate(self, xp: torch.Tensor, enc: InputEncoding, win: _Windows, chunk: int) -> list[torch.Tensor]:
         """Calibrated ADC full scale: the largest |column value| per tile over the whole batch."""
-        geo = self.tiles.geo
-        per_image = enc.steps * nwin * geo.sets * geo.set_rows
-        chunk = max(1, _CHUNK_ELEMENTS // max(per_image, 1))
-        peaks = [torch.zeros(rt.g.shape[0], rt.g.shape[2], dtype=torch.float64) for rt in self.row_tiles]
-        for n0 in range(0, n, chunk):
-            xg = self._gather(enc.planes(xp[n0:n0 + chunk]).flatten(0, 1), rows, cols)
+        peaks = [torch.zeros_like(rt.col_abs) for rt in self.row_tiles]
+        for n0 in range(0, xp.shape[0], chunk):
+            planes = enc.planes(xp[n0:n0 + chunk]).flatten(0, 1)
             for i, rt in enumerate(self.row_tiles):
-                v = self._matmul(xg, rt, enc)
-                peaks[i] = torch.maximum(peaks[i], v.abs().amax(dim=(1, 2)).to(torch.float64))
+                v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc))
+                peaks[i] = torch.maximum(peaks[i], v.abs().amax(dim=(0, 1, 4, 5)).to(peaks[i].dtype))
         return [self._tile_max(p) for p in peaks]
 
-    def _recombine(self, v: torch.Tensor, enc: InputEncoding) -> torch.Tensor:
-        """Shift-and-add over input steps, slices and differential halves; subtract offset columns.
-        ``v`` (S, steps, M, phys) -> (S, M, N) float64 in the layer's column order (colcat)."""
-        s, steps, m, _ = v.shape
+    def _recombine(self, v: torch.Tensor, enc: InputEncoding, y: torch.Tensor) -> None:
+        """Shift-and-add over input steps, slices and differential halves, minus the offset columns,
+        accumulated into ``y`` (n, S, N, Wh, Ww) float64. ``v``: (steps, n, S, phys, Wh, Ww)."""
         ncol = len(self.colcat)
-        step_coef = torch.tensor(enc.coefficients, dtype=torch.float64)
-        wpart = v[..., : ncol * self.cpw].reshape(s, steps, m, ncol, self.cpw).to(torch.float64)
-        if steps == 1 and self.cpw == 1:
-            y = wpart[:, 0, :, :, 0] * step_coef[0]
-        else:
-            coef = step_coef[:, None] * self.coef[None, :]  # (steps, cpw)
-            y = torch.einsum("zqmnc,qc->zmn", wpart, coef)
-        if self.ref_cols:
-            ref = torch.einsum("zqmt,q->zmt", v[..., ncol * self.cpw:].to(torch.float64), step_coef)
-            y = y - self.wenc.offset * ref[:, :, self.col_tile_of]
-        return y
+        for q, sq in enumerate(enc.coefficients):
+            for c in range(self.cpw):
+                y.add_(v[q, :, :, c * ncol:(c + 1) * ncol], alpha=sq * float(self.coef[c]))
+            if self.ref_cols:
+                ref = v[q, :, :, self.cpw * ncol:]
+                for j, (c0, c1) in enumerate(self.col_tile_span):
+                    y[:, :, c0:c1].sub_(ref[:, :, j:j + 1], alpha=sq * self.wenc.offset)
 
-    def _scatter(self, out: torch.Tensor) -> torch.Tensor:
-        """(S, N, windows, set_cols in colcat order) -> (N, OC, Ho, Wo)."""
+    def _scatter(self, y: torch.Tensor) -> torch.Tensor:
+        """(N, S, set columns in colcat order, Wh, Ww) -> (N, OC, Ho, Wo)."""
         t = self.tiles
         geo, plan = t.geo, t.plan
         pr = geo.problem
-        s, n = out.shape[:2]
-        y = out[..., self.inverse]
-        y = y.reshape(s, n, plan.windows_h, plan.windows_w, geo.groups_per_set, geo.a, geo.b, pr.oc)
-        y = y.permute(1, 0, 4, 7, 2, 5, 3, 6)  # (N, S, gp, OC, Wh, a, Ww, b)
+        n, s = y.shape[:2]
+        y = y[:, :, self.inverse]
+        y = y.reshape(n, s, geo.groups_per_set, geo.a, geo.b, pr.oc, plan.windows_h, plan.windows_w)
+        y = y.permute(0, 1, 2, 5, 6, 3, 7, 4)  # (N, S, gp, OC, Wh, a, Ww, b)
         y = y.reshape(n, s * geo.groups_per_set * pr.oc, plan.windows_h * geo.a, plan.windows_w * geo.b)
         return y[:, : pr.groups * pr.oc, : plan.out_h, : plan.out_w].contiguous()
 
