@@ -24,7 +24,8 @@ Reconstruction choices (options, with defaults; see ``imcflow methods``):
 
 * ``coupled="min-cycles"``: a group read by several layers gets one residual per reader; the plan picks
   the one whose removal gives the fewest summed VW-SDK cycles over the readers (ties: fewer channels).
-  ``"max"`` takes the largest residual instead. For a chain both equal the paper's rule.
+  Cycles never grow when channels go, so this is the largest residual unless a smaller one already
+  reaches the same cycles; ``"max"`` always takes the largest. For a chain both equal the paper's rule.
 * ``require_gain=True``: a residual whose removal does not lower the readers' VW-SDK cycles is not
   pruned (happens when a reader falls back to im2col, whose tiles cut channels anywhere, or when a
   coupled reader gains a tile). False prunes by the rule regardless.

@@ -1,0 +1,215 @@
+"""VWC-SDK: the plan on hand-computed layer lists, the --plan-only JSON, and dependency-aware pruning.
+
+Arrays are 1-bit weights in 1-bit cells unless said otherwise, so C' = cols. ICt = floor(R / PW pixels)
+where PW is the window VW-SDK chose; every test asserts that window before using it.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from imcflow.cli import main
+from imcflow.compress.deploy import deploy, extract_network
+from imcflow.compress.vwc_sdk import (ChannelGroup, PlanSettings, chain_groups, prune_to_widths,
+                                      torch_groups, vwc_plan)
+from imcflow.hardware.array import ArraySpec
+from imcflow.layers import ConvLayer, Network
+from imcflow.mapping import MappingOptions, map_layer
+
+A256 = ArraySpec(256, 256)
+
+
+def _window(layer: ConvLayer, array: ArraySpec) -> tuple[int, int]:
+    w = map_layer(layer, array, "vwsdk").window
+    return w.pw_h, w.pw_w
+
+
+def test_single_residual_chain():
+    # b: 3x3 on 8x8, pad 1, 128 -> 128. VW-SDK window a=2 x b=1 outputs: PW = 4 x 3 = 12 pixels.
+    # ICt = floor(256/12) = 21; 128 = 6*21 + 2 -> residual 2 -> a's outputs 128 -> 126 (7 row tiles -> 6).
+    # Round 2: 126 = 6*21 -> no residual, the plan stops after one round.
+    a = ConvLayer("a", 16, 128, 3, 8, padding=1)
+    b = ConvLayer("b", 128, 128, 3, 8, padding=1)
+    assert _window(b, A256) == (4, 3)
+    plan = vwc_plan(Network("n", (a, b)), A256)
+    assert len(plan.rounds) == 1
+    (step,) = plan.rounds[0].steps
+    assert (step.group, step.consumer, step.ict, step.residual, step.extra, step.new_width) == \
+        ("a", "b", 21, 2, 0, 126)
+    assert plan.to_dict() == {"rounds": [{"layers": [
+        {"name": "a", "in_channels": 16, "out_channels": 126},
+        {"name": "b", "in_channels": 126, "out_channels": 128}]}]}
+    # Row tiles of b: ceil(128/21) = 7 -> ceil(126/21) = 6, so its cycles drop by exactly 6/7.
+    before = map_layer(b, A256, "vwsdk").cycles
+    after = map_layer(plan.final_network.layer("b"), A256, "vwsdk").cycles
+    assert after * 7 == before * 6
+
+
+def test_no_residual_when_ic_below_ict():
+    # b: 3x3 on a 3x3 map, no padding: one output, so PW = 3 x 3 = 9 pixels and ICt = floor(512/9) = 56
+    # > 16 input channels: the residual is 0 (one row tile already) and there is no round at all.
+    a = ConvLayer("a", 3, 16, 3, 5)
+    b = ConvLayer("b", 16, 16, 3, 3)
+    array = ArraySpec(512, 512)
+    assert _window(b, array) == (3, 3)
+    plan = vwc_plan(Network("n", (a, b)), array)
+    assert plan.rounds == ()
+    assert plan.to_dict() == {"rounds": []}
+
+
+def test_walk_back_keeps_widths_non_decreasing():
+    # l2: 3x3 on 8x8, 48 -> 32: PW 6 x 4 = 24 pixels, ICt = floor(256/24) = 10, 48 mod 10 = 8 -> 40.
+    # l3: 32 -> 32: PW 4 x 4 = 16, ICt = 16, 32 mod 16 = 0 -> stays 32.
+    # Walk back: l1's group (40) exceeds the next group (32): one more ICt block of 10 -> 30.
+    l1 = ConvLayer("l1", 8, 48, 3, 8, padding=1)
+    l2 = ConvLayer("l2", 48, 32, 3, 8, padding=1)
+    l3 = ConvLayer("l3", 32, 32, 3, 8, padding=1)
+    assert _window(l2, A256) == (6, 4) and _window(l3, A256) == (4, 4)
+    net = Network("n", (l1, l2, l3))
+    plan = vwc_plan(net, A256)
+    assert len(plan.rounds) == 1
+    steps = {s.group: s for s in plan.rounds[0].steps}
+    assert (steps["l1"].ict, steps["l1"].residual, steps["l1"].extra, steps["l1"].new_width) == (10, 8, 10, 30)
+    assert (steps["l2"].ict, steps["l2"].residual, steps["l2"].new_width) == (16, 0, 32)
+    # Without the walk-back only the residual goes.
+    off = vwc_plan(net, A256, settings=PlanSettings(walk_back="off"))
+    assert off.rounds[0].widths == {"l1": 40, "l2": 32}
+
+
+def test_two_residuals_and_walk_back():
+    # l2 and l3 both see PW 4 x 3 = 12 pixels on 4x4 maps: ICt = 21.
+    # group l1 (128 read by l2): 128 mod 21 = 2 -> 126; group l2 (96 read by l3): 96 mod 21 = 12 -> 84.
+    # Walk back: 126 > 84 -> 126 - 21 = 105.
+    l1 = ConvLayer("l1", 8, 128, 3, 4, padding=1)
+    l2 = ConvLayer("l2", 128, 96, 3, 4, padding=1)
+    l3 = ConvLayer("l3", 96, 96, 3, 4, padding=1)
+    assert _window(l2, A256) == (4, 3) and _window(l3, A256) == (4, 3)
+    plan = vwc_plan(Network("n", (l1, l2, l3)), A256)
+    first = {s.group: (s.residual, s.extra, s.new_width) for s in plan.rounds[0].steps}
+    assert first == {"l1": (2, 21, 105), "l2": (12, 0, 84)}
+
+
+def test_chain_rule_breaks_on_channel_mismatch():
+    layers = [ConvLayer("a", 3, 8, 3, 8), ConvLayer("b", 8, 16, 3, 8), ConvLayer("c", 32, 4, 1, 4)]
+    groups = chain_groups(layers)
+    assert [(g.name, g.producers, g.consumers, g.width) for g in groups] == [("a", ("a",), ("b",), 8)]
+
+
+def test_coupled_group_choice():
+    # One group of 96 channels read by two layers, both 3x3 with padding 1 on a 4x4 map.
+    # r1 (96 -> 96): window a=2 x b=1, PW 4x3 = 12 -> ICt 21, residual 96 mod 21 = 12;
+    #   cycles = windows (2*4) * row tiles * col tiles (C'/2 = 128 >= 96: 1) = 8 * ceil(W/21).
+    # r2 (96 -> 32): window a=4 x b=2, PW 6x4 = 24 -> ICt 10, residual 96 mod 10 = 6;
+    #   cycles = windows (1*2) * ceil(W/10) * 1.
+    # Width 96: 8*5 + 2*10 = 60; width 84 (r1's residual): 8*4 + 2*9 = 50; width 90: 8*5 + 2*9 = 58.
+    # min-cycles takes 84.
+    p = ConvLayer("p", 8, 96, 3, 4, padding=1)
+    r1 = ConvLayer("r1", 96, 96, 3, 4, padding=1)
+    r2 = ConvLayer("r2", 96, 32, 3, 4, padding=1)
+    assert _window(r1, A256) == (4, 3) and _window(r2, A256) == (6, 4)
+    net = Network("n", (p, r1, r2))
+    groups = [ChannelGroup("p", 96, ("p",), ("r1", "r2"))]
+
+    def cycles(w: int) -> int:
+        return sum(map_layer(l.with_changes(in_channels=w), A256, "vwsdk").cycles for l in (r1, r2))
+
+    assert (cycles(96), cycles(84), cycles(90)) == (60, 50, 58)
+    plan = vwc_plan(net, A256, groups=groups, settings=PlanSettings(max_rounds=1))
+    (step,) = plan.rounds[0].steps
+    assert (step.consumer, step.ict, step.residual, step.new_width) == ("r1", 21, 12, 84)
+    # Every later round lowers the readers' summed cycles again (require_gain).
+    full = vwc_plan(net, A256, groups=groups)
+    widths = [96] + [r.widths["p"] for r in full.rounds]
+    assert all(cycles(b) < cycles(a) for a, b in zip(widths, widths[1:]))
+
+
+def test_plan_only_json_cli(tmp_path):
+    out = tmp_path / "plan.json"
+    rc = main(["compress", "--layer", "8,8,3,3,8,48,1,1", "--layer", "8,8,3,3,48,32,1,1",
+               "--layer", "8,8,3,3,32,32,1,1", "--array", "256x256", "--method", "vwc-sdk",
+               "--plan-only", "--format", "json", "--out", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert list(data) == ["rounds"] and len(data["rounds"]) == 1
+    assert data["rounds"][0] == {"layers": [
+        {"name": "layer1", "in_channels": 8, "out_channels": 30},
+        {"name": "layer2", "in_channels": 30, "out_channels": 32},
+        {"name": "layer3", "in_channels": 32, "out_channels": 32}]}
+
+
+def test_plan_only_table_and_model_cli(capsys):
+    rc = main(["compress", "resnet20", "--input", "1x32x32", "--array", "512x256", "--weight-bits", "2",
+               "--method", "vwc-sdk", "--plan-only"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "VWC-SDK plan for resnet20" in text and "VW-SDK cycles:" in text
+
+
+@pytest.mark.parametrize("argv", [
+    ["compress", "resnet20", "--method", "nope", "--plan-only"],
+    ["compress", "resnet20", "--method", "none", "--plan-only"],            # no torch-free plan
+    ["compress", "resnet20", "--method", "vwc-sdk"],                        # training needs --data
+    ["compress", "--layer", "8,8,3,3,8,8", "--method", "vwc-sdk", "--data", "digits"],
+    ["compress", "resnet20", "--method", "vwc-sdk", "--plan-only", "--option", "walk_back=up"],
+    ["compress", "resnet20", "--method", "vwc-sdk", "--plan-only", "--option", "nonsense"],
+    ["compress", "resnet20", "--method", "vwc-sdk", "--plan-only", "--option", "colour=red"],
+])
+def test_cli_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("imcflow compress: error:") and "Traceback" not in err
+
+
+def test_cli_missing_method_is_usage_error():
+    with pytest.raises(SystemExit) as exc:
+        main(["compress", "resnet20", "--plan-only"])
+    assert exc.value.code == 2
+
+
+def test_resnet20_pruning_follows_the_plan_and_stays_runnable():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    from imcflow.models import create_model
+
+    shape = (1, 32, 32)
+    model = create_model("resnet20", num_classes=10, in_channels=1)
+    groups = torch_groups(model, shape)
+    stream = {g.name: g for g in groups}["conv1"]
+    # The stage-1 residual stream is written by the stem and every block's second conv.
+    assert set(stream.producers) == {"conv1", "layer1.0.conv2", "layer1.1.conv2", "layer1.2.conv2"}
+    assert {"layer1.0.conv1", "layer2.0.conv1", "layer2.0.downsample.0"} <= set(stream.consumers)
+    array = ArraySpec(512, 256, weight_bits=2)
+    net = extract_network(model, shape, "resnet20")
+    plan = vwc_plan(net, array, MappingOptions(), groups)
+    assert plan.rounds, "this array leaves residuals in stage 3 (ICt 42 for 64 channels)"
+    before = deploy(model, shape, array, ("vwsdk",))
+    prune_to_widths(model, shape, plan.rounds[0].widths)
+    out = model(torch.randn(2, *shape))
+    assert out.shape == (2, 10)
+    pruned = extract_network(model, shape, "resnet20")
+    assert [(l.name, l.in_channels, l.out_channels) for l in pruned.layers] == \
+        [(l.name, l.in_channels, l.out_channels) for l in plan.rounds[0].network.layers]
+    after = deploy(model, shape, array, ("vwsdk",))
+    assert after.summary("vwsdk").cycles < before.summary("vwsdk").cycles
+    assert after.parameters < before.parameters
+    # Batch norms shrank with their convs (Torch-Pruning's dependency graph).
+    assert model.layer3[0].bn1.num_features == model.layer3[0].conv1.out_channels
+
+
+def test_pruning_keeps_the_lowest_l1_filters_out():
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1),
+                          nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    with torch.no_grad():
+        for i in range(8):
+            model[0].weight[i].fill_(0.1 * (i + 1) * (-1) ** i)  # L1 grows with the index
+    kept_before = model[0].weight[3:].clone()
+    groups = torch_groups(model, (1, 4, 4))
+    assert [g.name for g in groups] == ["0", "2"]
+    removed = prune_to_widths(model, (1, 4, 4), {"0": 5})
+    assert removed == {"0": [0, 1, 2]}
+    assert torch.equal(model[0].weight, kept_before)
+    assert model[2].in_channels == 5
