@@ -209,3 +209,49 @@ def test_torch_export_equals_torch_trace(tmp_path, name, dynamo):
     assert result.unsupported == ()
     assert [_fields(l) for l in result.network.layers] == [_fields(l) for l in traced.layers]
     assert result.network.input_shape == traced.input_shape
+
+
+def test_matmul_behind_transpose_on_a_token_sequence_and_weights_inside_control_flow(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 7, 16])
+    cond = helper.make_tensor_value_info("cond", TensorProto.BOOL, [])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "z", "s")]
+    branch_out = helper.make_tensor_value_info("bz", TensorProto.FLOAT, None)
+    then = helper.make_graph([helper.make_node("Conv", ["x4", "inner.weight"], ["bz"])], "then", [], [branch_out],
+                             initializer=[_init("inner.weight", 2, 2, 1, 1)])
+    other = helper.make_graph([helper.make_node("Identity", ["x4"], ["bz"])], "else", [], [branch_out])
+    nodes = [
+        helper.make_node("Transpose", ["proj.weight"], ["wt"], perm=[1, 0]),     # torch Linear: W is (out, in)
+        helper.make_node("MatMul", ["x", "wt"], ["y"]),
+        helper.make_node("MatMul", ["x", "x_t"], ["s"]),                         # activation x activation
+        helper.make_node("Transpose", ["x"], ["x_t"], perm=[0, 2, 1]),
+        helper.make_node("Reshape", ["x", "shape4"], ["x4"]),
+        helper.make_node("If", ["cond"], ["z"], then_branch=then, else_branch=other, name="maybe"),
+    ]
+    inits = [_init("proj.weight", 32, 16), numpy_helper.from_array(np.array([1, 2, 7, 8]), "shape4")]
+    # keep the node list topologically sorted for the checker: x_t before its use
+    nodes[2], nodes[3] = nodes[3], nodes[2]
+    path = tmp_path / "seq.onnx"
+    onnx.save(_model(nodes, inits, [x, cond], outs), path)
+    result = import_onnx(str(path))
+    assert result.network.layers == (ConvLayer("proj", 16, 32, 1, input_size=(7, 1), kind="linear"),)
+    assert result.passed_over["MatMul"] == 1
+    assert [(u.node, u.op_type) for u in result.unsupported] == [("maybe", "If")]
+    assert "Conv" in result.unsupported[0].reason
+
+
+def test_yaml_and_csv_frontends_work_without_torch(tmp_path):
+    import subprocess
+    import sys
+
+    csv = tmp_path / "n.csv"
+    csv.write_text("32,32,3,3,3,16,1,1\n1,1,4096,1,1,10,0,1\n")
+    code = (f"import sys; sys.modules['torch'] = None\n"
+            f"from imcflow.networks import load_network\n"
+            f"from imcflow import map_network, ArraySpec\n"
+            f"a = load_network({os.path.abspath(os.path.join(os.path.dirname(__file__), '..', 'examples', 'my_net.yaml'))!r})\n"
+            f"b = load_network({str(csv)!r})\n"
+            f"print(len(a.layers), len(b.layers), map_network(b, ArraySpec(64, 64)).totals('im2col').cycles > 0)\n"
+            f"assert 'torch' not in [m for m, v in sys.modules.items() if v is not None]\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["6", "2", "True"]
