@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from imcflow.cli_commands.train import add_data_arguments, load_split
+from imcflow.cli_commands.train import add_data_arguments, apply_threads, load_split
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from imcflow.train import evaluate, load_checkpoint, rebuild_model
     from imcflow.train.checkpoint import checkpoint_path
 
+    apply_threads(args)
     state = load_checkpoint(args.checkpoint)
     model = rebuild_model(state)
     data = dict(state.get("data") or {})

@@ -30,6 +30,18 @@ def add_data_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
                         help="batch size (train default 128, eval default 256)")
     parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch (default: torch's choice)")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Honour ``--threads`` (validated)."""
+    if args.threads is not None:
+        import torch
+
+        from imcflow.errors import check_int
+
+        torch.set_num_threads(check_int("--threads", args.threads, 1, 1024))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from imcflow.train import ModelRecipe, TrainConfig, fit
 
     get_spec(args.model)  # unknown names fail before any data is read
+    apply_threads(args)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size or 128, lr=args.lr,
                          optimizer=args.optimizer, momentum=args.momentum,
                          weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,

@@ -247,15 +247,22 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=4)
 def _read_idx_pair(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     img_stem, lbl_stem = _IDX_NAMES[split]
     img_path, lbl_path = _find_idx(folder, img_stem), _find_idx(folder, lbl_stem)
     if img_path is None or lbl_path is None:
         raise FileNotFoundError(folder)
+    # Modification times are part of the cache key, so replaced files are re-read.
+    return _decode_idx_pair(img_path, lbl_path, img_path.stat().st_mtime_ns, lbl_path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _decode_idx_pair(img_path: Path, lbl_path: Path, img_mtime: int, lbl_mtime: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    folder = img_path.parent
     images, labels = read_idx(img_path), read_idx(lbl_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise FormatError(f"{folder}: {split} images {images.shape} and labels {labels.shape} "
+        raise FormatError(f"{folder}: images {images.shape} and labels {labels.shape} "
                           "do not match (want N x H x W and N)")
     images.setflags(write=False)
     labels.setflags(write=False)
