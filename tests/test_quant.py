@@ -124,6 +124,9 @@ def test_mask_applied_after_quantization_keeps_pruned_weights_zero():
     assert bool((q[mask == 0] == 0).all()) and torch.allclose(q * scale, conv.deployed_weight())
     with pytest.raises(ConfigError, match="mask shape"):
         conv.set_mask(torch.ones(3, 3))
+    conv.weight = nn.Parameter(conv.weight.detach()[:4])  # what channel removal does to the weight
+    with pytest.raises(ConfigError, match="no longer matches"):
+        conv(x)
 
 
 def test_quantize_model_replaces_layers_and_keeps_function():

@@ -49,7 +49,14 @@ class _QuantMixin:
     def deployed_weight(self) -> torch.Tensor:
         """The weight the forward pass uses: quantized, then masked."""
         w = self.weight_quantizer(self.weight) if self.weight_quantizer is not None else self.weight
-        return w * self.weight_mask if self.weight_mask is not None else w
+        if self.weight_mask is None:
+            return w
+        if self.weight_mask.shape != w.shape:
+            # Channel pruning (e.g. Torch-Pruning) resizes the weight but not this buffer.
+            raise ConfigError(f"{type(self).__name__}: mask shape {tuple(self.weight_mask.shape)} no "
+                              f"longer matches weight shape {tuple(w.shape)}; slice or re-set the mask "
+                              "(set_mask) after removing channels")
+        return w * self.weight_mask
 
     def _quant_input(self, x: torch.Tensor) -> torch.Tensor:
         return self.input_quantizer(x) if self.input_quantizer is not None else x
