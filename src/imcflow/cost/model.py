@@ -83,6 +83,12 @@ def cost_mapping(mapping: NetworkMapping, method: str, settings: CostSettings) -
     dac_bits = settings.preset["dac.bits"]
     layers = []
     for report in mapping.layers:
+        if not isinstance(report.layer, ConvLayer):
+            # Composite layers (e.g. low-rank factor pairs) carry two plans; their tiles are not
+            # counted yet, and a cost without them would be silently wrong.
+            raise ConfigError(f"layer {report.layer.name!r} is a composite "
+                              f"({type(report.layer).__name__}); the cost model counts only conv and "
+                              f"linear layers so far")
         plan: LayerMapping = report.mappings[method]
         counts = count_layer(report.layer, plan, mapping.array, input_bits=bits, dac_bits=dac_bits,
                              geometry=mapping.options.geometry)
