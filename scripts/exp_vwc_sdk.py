@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/exp_vwc_sdk")
     p.add_argument("--subset", type=int, default=10000, help="MNIST training images (seeded subset)")
     p.add_argument("--test-subset", type=int, default=2000, help="MNIST test images (seeded subset)")
-    p.add_argument("--finetune-epochs", type=int, default=2)
+    p.add_argument("--finetune-epochs", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", default=",".join(MODELS))
     args = p.parse_args()
