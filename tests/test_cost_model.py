@@ -159,3 +159,27 @@ def test_more_adc_bits_never_cheaper(layer, method, bits, preset, law, mode):
     if mode == "preloaded":
         tm = costed(layer, array, lo, method, "time-multiplexed")
         assert a.latency_s <= tm.latency_s * (1 + 1e-12)
+
+
+def test_cost_runs_without_torch_or_matplotlib():
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules['torch'] = None
+sys.modules['matplotlib'] = None
+from imcflow.cost import CostSettings, cost_network, preset_array
+from imcflow.hardware.preset import load_preset
+from imcflow.networks import load_network
+from imcflow.report.cost_report import to_json, to_table
+p = load_preset('isaac')
+costs = cost_network(load_network('resnet18-paper'), preset_array(p, 512, 512, 1, 1), CostSettings(p),
+                     ('im2col', 'vwsdk'))
+assert costs['vwsdk'].cycles == 4294
+to_table(costs); to_json(costs)
+print('ok')
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
