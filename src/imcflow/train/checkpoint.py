@@ -34,7 +34,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelRecipe:
     """How to rebuild a model: ``imcflow.models.create_model(name, **kwargs)``."""
 
     name: str
@@ -90,7 +90,7 @@ def rebuild_model(state: dict[str, Any]) -> torch.nn.Module:
     if not spec:
         raise FormatError("checkpoint has no model_spec (it was written by fit() without one), so the "
                           "model cannot be rebuilt; construct the model yourself and load state['model']")
-    model = ModelSpec(spec["name"], dict(spec.get("kwargs") or {})).build()
+    model = ModelRecipe(spec["name"], dict(spec.get("kwargs") or {})).build()
     model.load_state_dict(state["model"])
     return model
 

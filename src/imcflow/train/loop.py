@@ -32,7 +32,7 @@ from torch import nn
 
 from imcflow.errors import ConfigError, check_int
 from imcflow.train.augment import Augment, normalize
-from imcflow.train.checkpoint import (CHECKPOINT_NAME, ModelSpec, capture_rng_state, load_checkpoint,
+from imcflow.train.checkpoint import (CHECKPOINT_NAME, ModelRecipe, capture_rng_state, load_checkpoint,
                                       restore_rng_state, save_checkpoint)
 
 # name -> factory(params, config); a registry so a new optimizer is one entry.
@@ -202,7 +202,7 @@ def fit(model: nn.Module, train_set: Any, test_set: Any = None, config: TrainCon
         checkpoint_dir: str | Path | None = None, resume: bool = False,
         extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
         after_step: Callable[[nn.Module], None] | None = None, progress: bool = True,
-        model_spec: ModelSpec | None = None, data_spec: dict[str, Any] | None = None) -> TrainResult:
+        model_spec: ModelRecipe | None = None, data_spec: dict[str, Any] | None = None) -> TrainResult:
     """Train ``model`` in place with cross-entropy (+ ``extra_loss(model)``), one checkpoint per epoch.
 
     ``after_step(model)`` runs after every optimizer step (re-apply masks or projections there).
