@@ -1,9 +1,10 @@
 """Mapping sweep benchmark: ResNet-50, VGG-16 and MobileNetV2 on 14 array shapes, four methods.
 
 Run: ``python benchmarks/bench_mapping.py``. The fast sweep maps every layer with im2col, SDK, VW-SDK
-and flex (optimal search) through the public API, caches cleared first. The baseline runs the same
-searches as plain per-candidate Python loops (imcflow.mapping.reference) on the same unique
-(layer shape, array) problems, in the same run, and checks that both find the same cycles.
+and flex (optimal search) through the public API, caches cleared first. The baseline does the same
+job the straightforward way in the same run: every layer on every array, the VW-SDK and flex window
+searches as plain per-candidate Python loops (imcflow.mapping.reference), no memoisation; both must
+find the same cycles.
 The last line reads ``sweep_s=<seconds> loop_s=<seconds> speedup=<ratio>``.
 """
 from __future__ import annotations
@@ -11,12 +12,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from imcflow import ArraySpec, MappingOptions, load_network, map_network
+from imcflow import ArraySpec, MappingOptions, load_network
+from imcflow.mapping import map_sweep
 from imcflow.mapping import geometry, network as mapping_network, search
-from imcflow.mapping.geometry import LayerProblem, ceil_div
-from imcflow.mapping.im2col import im2col_tiles
-from imcflow.mapping.reference import flex_loop, vwsdk_loop
-from imcflow.mapping.sdk import sdk_window
+from imcflow.mapping.geometry import LayerProblem
+from imcflow.mapping.reference import loop_strategies
 
 MODELS = ("resnet50", "vgg16", "mobilenetv2")
 SQUARE = (64, 128, 256, 512, 1024, 2048)
@@ -27,6 +27,8 @@ ARRAYS = tuple(ArraySpec(n, n) for n in SQUARE) + tuple(ArraySpec(r, c) for r, c
 
 def clear_caches() -> None:
     mapping_network._map_problem.cache_clear()
+    mapping_network._problem.cache_clear()
+    mapping_network._map_problem_many.cache_clear()
     geometry.axis_positions.cache_clear()
     geometry.candidate_sizes.cache_clear()
     search._grid.cache_clear()
@@ -35,34 +37,24 @@ def clear_caches() -> None:
 def fast_sweep(networks) -> dict:
     totals = {}
     for net in networks:
-        for array in ARRAYS:
-            r = map_network(net, array, options=MappingOptions())
-            totals[(net.name, array.label)] = {m: r.totals(m).cycles for m in r.methods}
+        for r in map_sweep(net, ARRAYS, options=MappingOptions()):
+            totals[(net.name, r.array.label)] = {m: r.totals(m).cycles for m in r.methods}
     return totals
 
 
 def loop_sweep(networks) -> dict:
-    """The same four searches, one Python iteration per candidate window."""
+    """The same job done the straightforward way: every layer of every network on every array,
+    each window search one Python iteration per candidate (a, b), no memoisation."""
     options = MappingOptions()
-    solved: dict = {}
+    strategies = loop_strategies()
     totals = {}
     for net in networks:
-        problems = [LayerProblem.from_layer(l) for l in net.layers]
         for array in ARRAYS:
-            t = {"im2col": 0, "sdk": 0, "vwsdk": 0, "flex": 0}
-            for p in problems:
-                key = (p, array)
-                if key not in solved:
-                    ar, ac = im2col_tiles(p, array)
-                    im2col = p.out_h * p.out_w * ar * ac * p.groups
-                    n = sdk_window(p, array, options)
-                    sdk = ceil_div(p.out_h, n) * ceil_div(p.out_w, n) * ar * ac * p.groups
-                    vw = vwsdk_loop(p, array)
-                    vw_cycles = im2col if vw is None else min(vw[0] * p.groups, im2col)
-                    solved[key] = {"im2col": im2col, "sdk": sdk, "vwsdk": vw_cycles,
-                                   "flex": flex_loop(p, array)[0]}
-                for m, v in solved[key].items():
-                    t[m] += v
+            t = dict.fromkeys(strategies, 0)
+            for layer in net.layers:
+                problem = LayerProblem.from_layer(layer)
+                for name, strategy in strategies.items():
+                    t[name] += strategy.map(problem, array, options, layer.name).cycles
             totals[(net.name, array.label)] = t
     return totals
 

@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 from imcflow import ArraySpec, ConvLayer, MappingOptions, map_layer, map_network
 from imcflow.mapping.geometry import LayerProblem
 from imcflow.mapping.reference import flex_loop, vwsdk_loop
-from imcflow.mapping.vwsdk import optimal_window
+from imcflow.mapping.vwsdk import optimal_windows
 
 METHODS = ("im2col", "sdk", "vwsdk", "flex")
 
@@ -66,7 +66,7 @@ def test_optimal_vwsdk_never_worse_than_paper_search(layer, array):
 def test_fast_searches_equal_the_plain_loop(layer, array):
     problem = LayerProblem.from_layer(layer)
     loop = vwsdk_loop(problem, array)
-    fast = optimal_window(problem, array)
+    fast = optimal_windows(problem, [array])[0]
     assert (loop is None) == (fast is None)
     if loop:
         assert fast == loop[1:]
@@ -108,3 +108,14 @@ def test_best_is_never_worse_than_any_method(layer_list, array):
     for report in result.layers:
         assert all(report[report.best].cycles <= report[m].cycles for m in METHODS)
     assert result.totals("best").cycles <= min(result.totals(m).cycles for m in METHODS)
+
+
+@given(layers(max_hw=24), st.lists(arrays, min_size=1, max_size=6))
+def test_mapping_many_arrays_at_once_equals_one_by_one(layer, array_list):
+    from imcflow.mapping import get_strategy
+
+    problem = LayerProblem.from_layer(layer)
+    for name in ("vwsdk", "flex"):
+        strategy = get_strategy(name)
+        many = strategy.map_many(problem, array_list, MappingOptions())
+        assert many == [strategy.map(problem, a, MappingOptions()) for a in array_list]

@@ -8,10 +8,10 @@ from imcflow.mapping.base import (LayerMapping, MappingOptions, MappingStrategy,
 from imcflow.mapping.geometry import LayerProblem
 from imcflow.mapping import im2col, sdk, vwsdk, flex  # noqa: F401  (registration)
 from imcflow.mapping.network import (DEFAULT_METHODS, LayerReport, MethodTotals, NetworkMapping,
-                                     map_layer, map_network)
+                                     map_layer, map_network, map_sweep)
 
 __all__ = [
     "LayerMapping", "MappingOptions", "MappingStrategy", "Window", "get_strategy", "lower_bounds",
     "register_strategy", "strategy_names", "LayerProblem", "DEFAULT_METHODS", "LayerReport",
-    "MethodTotals", "NetworkMapping", "map_layer", "map_network",
+    "MethodTotals", "NetworkMapping", "map_layer", "map_network", "map_sweep",
 ]

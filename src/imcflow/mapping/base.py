@@ -109,6 +109,9 @@ class MappingStrategy(Protocol):
     def map(self, problem: LayerProblem, array: ArraySpec, options: MappingOptions,
             layer_name: str = "") -> LayerMapping: ...
 
+    # Optional: ``map_many(problem, arrays, options) -> list[LayerMapping]``, the same results for
+    # several arrays at once (used by map_sweep); strategies without it are called once per array.
+
 
 @runtime_checkable
 class CompositeLayer(Protocol):

@@ -15,17 +15,19 @@ a grouped conv as ``groups`` independent convs, as the issue specifies.
 """
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import numpy as np
 
 from imcflow.hardware.array import ArraySpec
 from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
-from imcflow.mapping.geometry import LayerProblem, ceil_div, window_footprint
-from imcflow.mapping.search import Grid, select
+from imcflow.mapping.geometry import LayerProblem, ceil_div, window_pixel_index
+from imcflow.mapping.search import Grid, array_axes, select_many
 
 
-def flex_tiles(grid: Grid, problem: LayerProblem, array: ArraySpec):
-    """Tr, Tc, groups per tile and cycles of every candidate window."""
-    r, c = array.rows, array.usable_cols
+def flex_tiles(grid: Grid, problem: LayerProblem, r, c):
+    """Tr, Tc, groups per tile, cycles and tiles of every candidate window; ``r``/``c`` (R, C') are
+    scalars or (n, 1, 1) arrays to evaluate n arrays at once."""
     rows = grid.pixels * problem.ic
     cols = grid.a * grid.b * problem.oc
     tr, tc = ceil_div(rows, r), ceil_div(cols, c)
@@ -43,7 +45,8 @@ def first_tile_weights(problem: LayerProblem, array: ArraySpec, a: int, b: int) 
     rows = min(array.rows, pixels * problem.ic)
     cols = min(array.usable_cols, a * b * problem.oc)
     full_ch, rem_px = divmod(rows, pixels)
-    partial = window_footprint(problem, a, b)[:, :rem_px].sum(axis=1) if rem_px else np.zeros(a * b, int)
+    # Taps of each output offset that read one of the first rem_px pixels of the split channel.
+    partial = (window_pixel_index(problem, a, b) < rem_px).sum(axis=1)
     per_col = full_ch * problem.taps + partial  # weights in one column of each offset
     full_off, rem_oc = divmod(cols, problem.oc)
     total = int(per_col[:full_off].sum()) * problem.oc
@@ -52,17 +55,36 @@ def first_tile_weights(problem: LayerProblem, array: ArraySpec, a: int, b: int) 
     return total
 
 
+def optimal_flex_windows(problem: LayerProblem, arrays: Sequence[ArraySpec]) -> list[tuple[int, int]]:
+    """The (a, b) with the fewest cycles on each array under the spec's tie-break (reduced grid)."""
+    grid = Grid.for_problem(problem)
+    _, _, _, cycles, tiles = flex_tiles(grid, problem, *array_axes(arrays))
+    return select_many(grid, cycles, tiles, np.ones((1, 1, 1), dtype=bool))  # type: ignore[return-value]
+
+
 class Flex:
     name = "flex"
     description = "any window, tiles cut mid-channel; groups packed block-diagonally; never worse"
 
+    def __init__(self, search: Callable[[LayerProblem, Sequence[ArraySpec]], list[tuple[int, int]]]
+                 = optimal_flex_windows):
+        self.search = search  # replaceable: the benchmark plugs in the plain loop
+
     def map(self, problem: LayerProblem, array: ArraySpec, options: MappingOptions,
             layer_name: str = "") -> LayerMapping:
-        grid = Grid.for_problem(problem)
-        tr, tc, gp, cycles, tiles = flex_tiles(grid, problem, array)
-        i, j = select(grid, cycles, tiles, np.ones(cycles.shape, dtype=bool))  # (1,1) always fits
-        a, b = int(grid.a[i, 0]), int(grid.b[0, j])
-        tr_, tc_, gp_ = int(tr[i, j]), int(tc[i, j]), int(gp[i, j])
+        return self.map_many(problem, (array,), options, layer_name)[0]
+
+    def map_many(self, problem: LayerProblem, arrays: Sequence[ArraySpec], options: MappingOptions,
+                 layer_name: str = "") -> list[LayerMapping]:
+        chosen = self.search(problem, arrays)
+        # Tiles of every chosen window at once, with the same formulas the search used.
+        tr, tc, gp, _, _ = flex_tiles(Grid.points(problem, chosen), problem, *array_axes(arrays))
+        return [self._assemble(problem, array, a, b, int(tr_), int(tc_), int(gp_), layer_name)
+                for array, (a, b), tr_, tc_, gp_ in zip(arrays, chosen, tr.ravel(), tc.ravel(),
+                                                         gp.ravel())]
+
+    def _assemble(self, problem: LayerProblem, array: ArraySpec, a: int, b: int, tr_: int, tc_: int,
+                  gp_: int, layer_name: str) -> LayerMapping:
         if gp_ > 1:
             tile_weights = gp_ * a * b * problem.taps * problem.ic * problem.oc
         else:

@@ -87,7 +87,8 @@ def axis_pixels_many(k: int, a: np.ndarray, s: int, d: int) -> np.ndarray:
     a = np.asarray(a, dtype=np.int64)
     if d == 1:
         return k + (a - 1) * s if s <= k else a * k
-    return np.array([axis_pixels(k, int(x), s, d) for x in a], dtype=np.int64)
+    flat = [axis_pixels(k, int(x), s, d) for x in a.ravel()]
+    return np.array(flat, dtype=np.int64).reshape(a.shape)
 
 
 def tap_pixel_index(k: int, a: int, s: int, d: int) -> np.ndarray:
@@ -97,18 +98,23 @@ def tap_pixel_index(k: int, a: int, s: int, d: int) -> np.ndarray:
     return np.array([[lookup[w * s + i * d] for i in range(k)] for w in range(a)], dtype=np.int64)
 
 
+def window_pixel_index(problem: LayerProblem, a: int, b: int) -> np.ndarray:
+    """``idx[wy*b + wx, i*Kw + j]``: the PW pixel (row-major index into the PWh x PWw patch) that tap
+    (i, j) of output offset (wy, wx) reads."""
+    th = tap_pixel_index(problem.kh, a, problem.stride_h, problem.dilation_h)  # (a, Kh)
+    tw = tap_pixel_index(problem.kw, b, problem.stride_w, problem.dilation_w)  # (b, Kw)
+    idx = th[:, None, :, None] * problem.pixels_w(b) + tw[None, :, None, :]  # (a, b, Kh, Kw)
+    return idx.reshape(a * b, problem.kh * problem.kw)
+
+
 def window_footprint(problem: LayerProblem, a: int, b: int) -> np.ndarray:
     """Boolean ``(a*b, PWh*PWw)``: which PW pixels each output offset (wy*b + wx) reads.
 
     Row order of a tile is channel-major, then PW pixel row-major (mapping.md section 6).
     """
-    th = tap_pixel_index(problem.kh, a, problem.stride_h, problem.dilation_h)
-    tw = tap_pixel_index(problem.kw, b, problem.stride_w, problem.dilation_w)
-    pw_w = problem.pixels_w(b)
-    fp = np.zeros((a * b, problem.pixels_h(a) * pw_w), dtype=bool)
-    for wy in range(a):
-        for wx in range(b):
-            fp[wy * b + wx, (th[wy][:, None] * pw_w + tw[wx][None, :]).ravel()] = True
+    idx = window_pixel_index(problem, a, b)
+    fp = np.zeros((a * b, problem.pixels_h(a) * problem.pixels_w(b)), dtype=bool)
+    fp[np.arange(a * b)[:, None], idx] = True
     return fp
 
 

@@ -1,9 +1,8 @@
 """Map a whole network: every layer with every requested strategy, the per-layer best, and totals."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Iterable, Sequence
 
 from imcflow.errors import ConfigError
@@ -37,23 +36,49 @@ def map_layer(layer: ConvLayer, array: ArraySpec, method: str | MappingStrategy 
     return _map_one(layer, get_strategy(method), array, options)
 
 
+@lru_cache(maxsize=16384)
+def _map_problem_many(strategy: MappingStrategy, problem: LayerProblem, arrays: tuple[ArraySpec, ...],
+                      options: MappingOptions) -> tuple[LayerMapping, ...]:
+    many = getattr(strategy, "map_many", None)  # optional: searches vectorised over arrays
+    if many is None:
+        return tuple(_map_problem(strategy, problem, a, options) for a in arrays)
+    return tuple(many(problem, arrays, options))
+
+
+@lru_cache(maxsize=65536)
+def _problem(layer: ConvLayer, geometry: str) -> LayerProblem:
+    return LayerProblem.from_layer(layer, geometry)
+
+
+def _is_composite(layer: object) -> bool:
+    # ConvLayer first: a Protocol isinstance check costs microseconds on every layer of a sweep.
+    return not isinstance(layer, ConvLayer) and isinstance(layer, CompositeLayer)
+
+
 def useful_macs(layer: ConvLayer | CompositeLayer, geometry: str) -> int:
     """Multiply-accumulates the layer really needs in ``geometry`` (all groups, all factors)."""
-    if isinstance(layer, CompositeLayer):
-        return layer.useful_macs(geometry)
-    return LayerProblem.from_layer(layer, geometry).macs
+    if _is_composite(layer):
+        return layer.useful_macs(geometry)  # type: ignore[union-attr]
+    return _problem(layer, geometry).macs  # type: ignore[arg-type]
 
 
 def _map_one(layer: ConvLayer | CompositeLayer, strategy: MappingStrategy, array: ArraySpec,
              options: MappingOptions) -> LayerMapping:
-    if isinstance(layer, CompositeLayer):
-        return layer.map_with(strategy, array, options)
-    result = _map_problem(strategy, LayerProblem.from_layer(layer, options.geometry), array, options)
+    if _is_composite(layer):
+        return layer.map_with(strategy, array, options)  # type: ignore[union-attr]
+    if not isinstance(layer, ConvLayer):
+        raise ConfigError(f"cannot map {layer!r}: not a ConvLayer nor a CompositeLayer")
+    return _named(_map_problem(strategy, _problem(layer, options.geometry), array, options), layer)
+
+
+def _named(result: LayerMapping, layer: ConvLayer) -> LayerMapping:
     if result.layer == layer.name:
         return result
-    # The cached plan is shared by every layer of this shape; each layer gets its own named copy.
-    named = copy.copy(result)
-    object.__setattr__(named, "layer", layer.name)
+    # The cached plan is shared by every layer of this shape; each layer gets its own named copy
+    # (a shallow copy of the frozen record: cheaper than dataclasses.replace on hot sweeps).
+    named = object.__new__(LayerMapping)
+    named.__dict__.update(result.__dict__)
+    named.__dict__["layer"] = layer.name
     return named
 
 
@@ -132,10 +157,14 @@ class NetworkMapping:
         if method != "best" and method not in self.methods:
             raise ConfigError(f"method {method!r} was not mapped; mapped: {', '.join(self.methods)}")
         picks = [r.mappings[r.best if method == "best" else method] for r in self.layers]
-        macs = sum(useful_macs(r.layer, self.options.geometry) for r in self.layers)
         return MethodTotals(method, sum(m.cycles for m in picks), sum(m.arrays for m in picks),
-                            sum(m.lower_bound for m in picks), macs,
+                            sum(m.lower_bound for m in picks), self.useful_macs,
                             self.array.rows * self.array.usable_cols)
+
+    @cached_property
+    def useful_macs(self) -> int:
+        """MACs of the whole network in the mapped geometry."""
+        return sum(useful_macs(r.layer, self.options.geometry) for r in self.layers)
 
     def speedups(self) -> dict[str, float]:
         """Ratios of total cycles, e.g. ``"sdk/vwsdk"`` = SDK cycles / VW-SDK cycles."""
@@ -191,8 +220,46 @@ def map_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
     reports = []
     for layer in network.layers:
         mappings = {s.name: _map_one(layer, s, array, options) for s in strategies}
-        # Fewest cycles; ties go to the earlier (simpler) method in the requested order.
-        best = min(mappings, key=lambda k: (mappings[k].cycles, list(mappings).index(k)))
-        reports.append(LayerReport(layer, mappings, best))
+        reports.append(LayerReport(layer, mappings, _best(mappings)))
     return NetworkMapping(network.name, array, options, tuple(s.name for s in strategies),
                           tuple(reports))
+
+
+def map_sweep(network: Network | Sequence[ConvLayer], arrays: Sequence[ArraySpec],
+              methods: Iterable[str] = DEFAULT_METHODS,
+              options: MappingOptions | None = None) -> tuple[NetworkMapping, ...]:
+    """Map a network on several arrays at once: one :class:`NetworkMapping` per array, equal to
+    ``map_network`` on each, but each layer shape is searched once for all arrays (vectorised).
+
+    >>> from imcflow.networks import load_network
+    >>> [r.totals("vwsdk").cycles for r in map_sweep(load_network("resnet18-paper"),
+    ...                                                [ArraySpec(256, 256), ArraySpec(512, 512)])]
+    [10287, 4294]
+    """
+    if not isinstance(network, Network):
+        network = Network("layers", tuple(network))
+    if options is None:
+        options = MappingOptions(geometry=network.geometry)  # type: ignore[arg-type]
+    arrays = tuple(arrays)
+    strategies = [get_strategy(m) for m in dict.fromkeys(methods)]
+    per_array: list[list[LayerReport]] = [[] for _ in arrays]
+    for layer in network.layers:
+        columns = {}
+        for s in strategies:
+            if _is_composite(layer):
+                columns[s.name] = [layer.map_with(s, a, options) for a in arrays]  # type: ignore[union-attr]
+            else:
+                found = _map_problem_many(s, _problem(layer, options.geometry), arrays, options)
+                columns[s.name] = [_named(m, layer) for m in found]
+        for k in range(len(arrays)):
+            mappings = {name: col[k] for name, col in columns.items()}
+            per_array[k].append(LayerReport(layer, mappings, _best(mappings)))
+    names = tuple(s.name for s in strategies)
+    return tuple(NetworkMapping(network.name, a, options, names, tuple(reports))
+                 for a, reports in zip(arrays, per_array))
+
+
+def _best(mappings: dict[str, LayerMapping]) -> str:
+    """Fewest cycles; ties go to the earlier (simpler) method in the requested order."""
+    order = list(mappings)
+    return min(order, key=lambda k: (mappings[k].cycles, order.index(k)))

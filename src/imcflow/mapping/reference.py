@@ -7,7 +7,12 @@ them (tests), and the benchmark reports its speedup against them.
 from __future__ import annotations
 
 from imcflow.hardware.array import ArraySpec
+from imcflow.mapping.base import MappingStrategy
+from imcflow.mapping.flex import Flex
 from imcflow.mapping.geometry import LayerProblem, ceil_div
+from imcflow.mapping.im2col import Im2col
+from imcflow.mapping.sdk import Sdk
+from imcflow.mapping.vwsdk import VwSdk
 
 
 def _key(cycles: int, tiles: int, a: int, b: int) -> tuple[int, int, int, int, int]:
@@ -48,3 +53,15 @@ def flex_loop(problem: LayerProblem, array: ArraySpec) -> tuple[int, int, int]:
                 best = key
     assert best is not None  # (1, 1) always fits: one tap per row tile at worst
     return best[0], best[4], best[3]
+
+
+def loop_strategies() -> dict[str, MappingStrategy]:
+    """The four strategies with their window searches replaced by the plain loops (unregistered)."""
+    def vw(problem: LayerProblem, arrays) -> list[tuple[int, int] | None]:
+        found = [vwsdk_loop(problem, a) for a in arrays]
+        return [None if best is None else best[1:] for best in found]
+
+    def flex(problem: LayerProblem, arrays) -> list[tuple[int, int]]:
+        return [flex_loop(problem, a)[1:] for a in arrays]
+
+    return {"im2col": Im2col(), "sdk": Sdk(), "vwsdk": VwSdk(search=vw), "flex": Flex(search=flex)}

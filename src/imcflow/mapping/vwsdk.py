@@ -6,36 +6,35 @@ the best window and im2col (ties go to im2col, as the published tables print "im
 """
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import numpy as np
 
 from imcflow.hardware.array import ArraySpec
 from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
 from imcflow.mapping.geometry import LayerProblem, ceil_div
-from imcflow.mapping.im2col import Im2col
-from imcflow.mapping.search import Grid, select
+from imcflow.mapping.im2col import im2col_tiles
+from imcflow.mapping.search import Grid, array_axes, select_many
+
+WindowSearch = Callable[[LayerProblem, Sequence[ArraySpec]], list["tuple[int, int] | None"]]
 
 
-def vw_tiles(grid: Grid, problem: LayerProblem, array: ArraySpec):
-    """ICt, OCt, Tr, Tc and cycles for every candidate (infeasible where ICt or OCt is 0)."""
-    ict = array.rows // grid.pixels
-    oct_ = array.usable_cols // (grid.a * grid.b)
+def vw_tiles(grid: Grid, problem: LayerProblem, rows, cols):
+    """Tr, Tc, cycles and feasibility of every candidate; ``rows``/``cols`` (R, C') are scalars or
+    (n, 1, 1) arrays to evaluate n arrays at once. Infeasible where ICt or OCt is 0."""
+    ict = rows // grid.pixels
+    oct_ = cols // (grid.a * grid.b)
     feasible = (ict > 0) & (oct_ > 0)
-    safe_ict, safe_oct = np.maximum(ict, 1), np.maximum(oct_, 1)
-    tr = ceil_div(problem.ic, safe_ict)
-    tc = ceil_div(problem.oc, safe_oct)
-    cycles = grid.windows * tr * tc
-    return np.broadcast_to(ict, cycles.shape), np.broadcast_to(oct_, cycles.shape), tr, tc, cycles, \
-        np.broadcast_to(feasible, cycles.shape)
+    tr = ceil_div(problem.ic, np.maximum(ict, 1))
+    tc = ceil_div(problem.oc, np.maximum(oct_, 1))
+    return tr, tc, grid.windows * tr * tc, feasible
 
 
-def optimal_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int] | None:
-    """The exhaustive search's (a, b), or None when no window fits (Kh*Kw > R)."""
+def optimal_windows(problem: LayerProblem, arrays: Sequence[ArraySpec]) -> list[tuple[int, int] | None]:
+    """The exhaustive search's (a, b) on each array, or None where no window fits (Kh*Kw > R)."""
     grid = Grid.for_problem(problem)
-    _, _, tr, tc, cycles, feasible = vw_tiles(grid, problem, array)
-    pick = select(grid, cycles, tr * tc, feasible)
-    if pick is None:
-        return None
-    return int(grid.a[pick[0], 0]), int(grid.b[0, pick[1]])
+    tr, tc, cycles, feasible = vw_tiles(grid, problem, *array_axes(arrays))
+    return select_many(grid, cycles, tr * tc, feasible)
 
 
 def paper_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int] | None:
@@ -51,7 +50,7 @@ def paper_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int] | N
     grid = Grid(a_range[:, None], b_range[None, :],
                 problem.pixels_h_many(a_range)[:, None] * problem.pixels_w_many(b_range)[None, :],
                 ceil_div(problem.out_h, a_range[:, None]) * ceil_div(problem.out_w, b_range[None, :]))
-    _, _, _, _, cycles, feasible = vw_tiles(grid, problem, array)
+    _, _, cycles, feasible = vw_tiles(grid, problem, array.rows, array.usable_cols)
     queue: list[tuple[int, int, int]] = []  # (cycles, a, b)
     for j, b in enumerate(b_range):  # outer loop: b
         for i, a in enumerate(a_range):  # inner loop: a
@@ -82,28 +81,44 @@ class VwSdk:
     name = "vwsdk"
     description = "variable rectangular windows over whole ICt/OCt channel tiles; min with im2col"
 
+    def __init__(self, search: WindowSearch = optimal_windows):
+        self.search = search  # the optimal search; replaceable (the benchmark plugs in the plain loop)
+
     def map(self, problem: LayerProblem, array: ArraySpec, options: MappingOptions,
             layer_name: str = "") -> LayerMapping:
-        fallback = Im2col().map(problem, array, options, layer_name)
-        ab = paper_window(problem, array) if options.search == "paper" else optimal_window(problem, array)
+        return self.map_many(problem, (array,), options, layer_name)[0]
+
+    def map_many(self, problem: LayerProblem, arrays: Sequence[ArraySpec], options: MappingOptions,
+                 layer_name: str = "") -> list[LayerMapping]:
+        if options.search == "paper":
+            windows = [paper_window(problem, a) for a in arrays]
+        else:
+            windows = self.search(problem, arrays)
+        return [self._assemble(problem, array, ab, options, layer_name)
+                for array, ab in zip(arrays, windows)]
+
+    def _assemble(self, problem: LayerProblem, array: ArraySpec, ab: tuple[int, int] | None,
+                  options: MappingOptions, layer_name: str) -> LayerMapping:
+        ar, ac = im2col_tiles(problem, array)
+        im2col_cycles = problem.out_h * problem.out_w * ar * ac * problem.groups
         if ab is not None:
             a, b = ab
             ph, pw = problem.pixels_h(a), problem.pixels_w(b)
             ict_raw, oct_raw = array.rows // (ph * pw), array.usable_cols // (a * b)
-            ict, oct_ = min(ict_raw, problem.ic), min(oct_raw, problem.oc)
             tr, tc = ceil_div(problem.ic, ict_raw), ceil_div(problem.oc, oct_raw)
-            label = (paper_window_label(problem, array, a, b) if options.search == "paper"
-                     else f"{ph}x{pw}x{ict}x{oct_}")
-            mapping = build_mapping(self.name, problem, array, a=a, b=b, row_tiles=tr, col_tiles=tc,
-                                    ict=ict, oct=oct_, tile_weights=a * b * problem.taps * ict * oct_,
-                                    label=label, layer_name=layer_name)
-            if mapping.cycles < fallback.cycles:
-                return mapping
-        return build_mapping(self.name, problem, array, a=1, b=1, row_tiles=fallback.row_tiles,
-                             col_tiles=fallback.col_tiles, ict=fallback.window.ict,
-                             oct=fallback.window.oct,
-                             tile_weights=fallback.tile_utilization * array.rows * array.usable_cols,
-                             label="im2col", fallback="im2col", layer_name=layer_name)
+            cycles = ceil_div(problem.out_h, a) * ceil_div(problem.out_w, b) * tr * tc * problem.groups
+            if cycles < im2col_cycles:
+                ict, oct_ = min(ict_raw, problem.ic), min(oct_raw, problem.oc)
+                label = (paper_window_label(problem, array, a, b) if options.search == "paper"
+                         else f"{ph}x{pw}x{ict}x{oct_}")
+                return build_mapping(self.name, problem, array, a=a, b=b, row_tiles=tr, col_tiles=tc,
+                                     ict=ict, oct=oct_, tile_weights=a * b * problem.taps * ict * oct_,
+                                     label=label, layer_name=layer_name)
+        tile_weights = min(array.rows, problem.taps * problem.ic) * min(array.usable_cols, problem.oc)
+        return build_mapping(self.name, problem, array, a=1, b=1, row_tiles=ar, col_tiles=ac,
+                             ict=ceil_div(problem.ic, ar), oct=ceil_div(problem.oc, ac),
+                             tile_weights=tile_weights, label="im2col", fallback="im2col",
+                             layer_name=layer_name)
 
 
 register_strategy(VwSdk())
