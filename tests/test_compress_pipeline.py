@@ -40,8 +40,13 @@ def test_trivial_method_reports_the_baseline(tmp_path):
         assert set(map(int, set(l.weight.ravel().tolist()))) <= {-1, 0, 1}
     data = json.loads((tmp_path / "run" / "report.json").read_text())
     assert data["baseline"]["mapping"]["vwsdk"]["cycles"] == report.baseline.summary("vwsdk").cycles
-    assert data["baseline"]["mapping"]["vwsdk"]["energy_j"] is None or \
-        data["baseline"]["mapping"]["vwsdk"]["energy_j"] > 0
+    # Energy from the cost model (ISAAC preset by default), on the deployed (same) network.
+    from imcflow.cost import CostSettings, cost_mapping
+    from imcflow.hardware.preset import load_preset
+
+    expected = cost_mapping(report.baseline.mapping, "vwsdk", CostSettings(load_preset("isaac"))).totals
+    assert data["baseline"]["mapping"]["vwsdk"]["energy_j"] == pytest.approx(expected.energy_j)
+    assert report.compressed.energy_j("vwsdk") == pytest.approx(expected.energy_j)
     # A second run (another method, same baseline settings) reuses the cached baseline.
     again = run_compression(_config(tmp_path, "none", run="run2"), progress=False)
     assert again.seconds["baseline_training"] == 0.0
@@ -53,6 +58,7 @@ def test_vwc_sdk_round_and_resume_after_interruption(tmp_path):
     assert [r.accepted for r in full.rounds] == [True]
     assert full.compressed.summary("vwsdk").cycles < full.baseline.summary("vwsdk").cycles
     assert full.compressed.parameters < full.baseline.parameters
+    assert full.compressed.energy_j("vwsdk") < full.baseline.energy_j("vwsdk")
 
     class Interrupt(Exception):
         pass

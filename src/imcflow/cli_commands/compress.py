@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rounds stop when accuracy falls more than this many points (default 1.0)")
     g.add_argument("--baseline-dir", help="baseline cache folder (default <out>/baselines)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--preset", default="isaac",
+                   help="hardware preset for the energy column (see 'imcflow cost'); 'none' to skip")
     g.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=run)
 
@@ -172,7 +174,8 @@ def _train_and_compress(args: argparse.Namespace, method: Any, options: dict, ar
         finetune_epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
         finetune_lr=args.finetune_lr, seed=args.seed, subset=args.subset, test_subset=args.test_subset,
         image_size=args.image_size, quant=args.quant, act_bits=args.act_bits, max_drop=args.max_drop,
-        device=args.device, data_root=args.data_root, baseline_dir=args.baseline_dir)
+        device=args.device, data_root=args.data_root, baseline_dir=args.baseline_dir,
+        cost_preset=None if args.preset == "none" else args.preset)
     config = with_out_dir(config, args.out)
     report = run_compression(config, progress=not args.quiet)
     if args.format == "json":

@@ -246,7 +246,7 @@ class DeployedNetwork:
     layers: tuple[DeployedLayer, ...]
     mapping: NetworkMapping = field(compare=False)
     parameters: int
-    cost: Mapping[str, Mapping[str, float]] | None = field(default=None, compare=False)
+    cost: Mapping[str, Mapping[str, float | None]] | None = field(default=None, compare=False)
 
     @property
     def network(self) -> Network:

@@ -125,11 +125,12 @@ def count_parameters(model: nn.Module) -> int:
 def deploy(model: nn.Module, input_shape: Sequence[int], array: ArraySpec,
            methods: Iterable[str] = DEFAULT_METHODS, options: MappingOptions | None = None,
            method: CompressionMethod | None = None, ctx: CompressionContext | None = None,
-           name: str = "model", cost: bool = True) -> DeployedNetwork:
+           name: str = "model", cost_preset: str | None = None) -> DeployedNetwork:
     """Read the deployed weights and layer list of ``model`` and map them with each mapping method.
 
-    ``method`` (with its ``ctx``) may annotate the layers (skipped rows, origins). When the cost model
-    (:mod:`imcflow.cost`) exists and ``cost`` is true, its numbers are attached per mapping method.
+    ``method`` (with its ``ctx``) may annotate the layers (skipped rows, origins). With ``cost_preset``
+    (a hardware preset of :mod:`imcflow.hardware.preset`) the cost model's energy, latency and area
+    are attached per mapping method.
     """
     options = options or MappingOptions()
     records = weight_layers(model, input_shape)
@@ -149,24 +150,22 @@ def deploy(model: nn.Module, input_shape: Sequence[int], array: ArraySpec,
                       source="deployed torch model", geometry="real")
     mapping = map_network(network, array, methods, options)
     return DeployedNetwork(deployed_layers, mapping, count_parameters(model),
-                           _cost_of(mapping, array) if cost else None)
+                           _cost_of(mapping, cost_preset) if cost_preset else None)
 
 
-def _cost_of(mapping: Any, array: ArraySpec) -> dict[str, dict[str, float]] | None:
-    """Energy/latency per mapping method from :mod:`imcflow.cost`, or None while it does not exist."""
+def _cost_of(mapping: Any, preset: str) -> dict[str, dict[str, float | None]] | None:
+    """Energy, latency and area per mapping method from :mod:`imcflow.cost` with a hardware preset
+    (``isaac``, ``sram-dong2020``, ...); None when the cost model is not installed."""
     try:
-        from imcflow import cost as cost_model  # noqa: F401
+        from imcflow.cost import CostSettings, cost_mapping
+        from imcflow.hardware.preset import load_preset
     except ImportError:
         return None
-    fn = getattr(cost_model, "cost_network_mapping", None) or getattr(cost_model, "network_cost", None)
-    if fn is None:
-        return None
-    out: dict[str, dict[str, float]] = {}
+    settings = CostSettings(load_preset(preset))
+    out: dict[str, dict[str, float | None]] = {}
     for m in mapping.methods:
-        try:
-            result = fn(mapping, m)
-        except TypeError:
-            return None  # an API this version does not know; report no cost rather than a wrong one
-        d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-        out[m] = {k: float(v) for k, v in d.items() if isinstance(v, (int, float))}
+        figures = cost_mapping(mapping, m, settings).totals
+        figures = figures() if callable(figures) else figures
+        out[m] = {"energy_j": figures.energy_j, "latency_s": figures.latency_s,
+                  "area_mm2": figures.area_mm2}
     return out

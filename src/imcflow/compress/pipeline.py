@@ -39,7 +39,8 @@ QUANT_SCHEMES = ("dorefa", "uniform", "pow2", "none")
 class CompressConfig:
     """Everything a compression run depends on. ``quant``: the weight quantizer trained in (QAT) at
     the array's ``weight_bits`` (``none``: float training, float weights reported). ``max_drop``:
-    allowed accuracy drop in percentage points. ``subset``/``test_subset``: seeded random subsets."""
+    allowed accuracy drop in percentage points. ``subset``/``test_subset``: seeded random subsets.
+    ``cost_preset``: hardware preset for energy/latency/area (None: no cost model numbers)."""
 
     model: str
     data: str
@@ -61,6 +62,7 @@ class CompressConfig:
     act_bits: int | None = None
     max_drop: float = 1.0
     device: str = "auto"
+    cost_preset: str | None = "isaac"
     data_root: str | None = None
     out_dir: str = "runs/compress"
     baseline_dir: str | None = None
@@ -83,7 +85,8 @@ class CompressConfig:
     def run_key(self) -> str:
         """A digest of everything that shapes the rounds: a resumed run must match it."""
         d = asdict(self)
-        d.pop("out_dir"), d.pop("baseline_dir"), d.pop("device")
+        for name in ("out_dir", "baseline_dir", "device", "cost_preset"):  # do not shape the rounds
+            d.pop(name)
         d["mapping_methods"] = list(self.mapping_methods)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -257,9 +260,10 @@ def run_compression(config: CompressConfig, progress: bool = True,
     final_ctx = _context(config, model, input_shape, options, index)
     base_ctx = _context(config, baseline, input_shape, options, 0)
     deployed_base = deploy(baseline, input_shape, config.array, config.mapping_methods, config.mapping,
-                           None, base_ctx, name=config.model)
+                           None, base_ctx, name=config.model, cost_preset=config.cost_preset)
     deployed = deploy(model, input_shape, config.array, config.mapping_methods, config.mapping,
-                      method, final_ctx, name=f"{config.model}-{method.name}")
+                      method, final_ctx, name=f"{config.model}-{method.name}",
+                      cost_preset=config.cost_preset)
     seconds = {"baseline_training": base_seconds,
                "rounds": sum(r.seconds for r in rounds),
                "total_this_call": time.perf_counter() - t_start}
