@@ -3,7 +3,8 @@ network every method reports (:mod:`.deploy`), and the train -> apply -> fine-tu
 (:mod:`.pipeline`).
 
 Importing this package registers the built-in methods: ``none`` (identity, the baseline as deployed),
-``magnitude`` (unstructured L1 pruning, a mask kept through fine-tuning) and ``vwc-sdk``. A new method
+``magnitude`` (unstructured L1 pruning, a mask kept through fine-tuning), ``vwc-sdk``, the low-rank
+methods (``lowrank``, ``group-lowrank``) and their pruning baselines at a matched parameter count. A new method
 is one module that subclasses :class:`CompressionMethod` and calls :func:`register_method`; add its
 module name to ``_METHOD_MODULES`` so ``imcflow methods`` lists it.
 """
@@ -16,7 +17,8 @@ from imcflow.compress.base import (CompressionContext, CompressionMethod, Compre
                                    RoundRecord, StepResult, TrainingHooks, get_method, method_names,
                                    register_method)
 
-_METHOD_MODULES = ("imcflow.compress.simple", "imcflow.compress.vwc_sdk")
+_METHOD_MODULES = ("imcflow.compress.simple", "imcflow.compress.vwc_sdk",
+                   "imcflow.compress.lowrank_method", "imcflow.compress.prune_baselines")
 for _module in _METHOD_MODULES:
     importlib.import_module(_module)
 
