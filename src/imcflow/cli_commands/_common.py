@@ -23,10 +23,18 @@ def add_network_arguments(parser: argparse.ArgumentParser, required: bool = Fals
     parser.add_argument("--input", metavar="CxHxW", help="input shape for file.py:factory models")
 
 
-def add_array_arguments(parser: argparse.ArgumentParser, default_array: str = "512x512") -> None:
-    parser.add_argument("--array", default=default_array, metavar="RxC", help="crossbar rows x cols")
-    parser.add_argument("--weight-bits", type=int, default=1, help="bits per weight (default 1)")
-    parser.add_argument("--cell-bits", type=int, default=1, help="bits per cell (default 1)")
+def add_array_arguments(parser: argparse.ArgumentParser, default_array: str = "512x512",
+                        bits_from: str | None = None) -> None:
+    """``--array``, ``--weight-bits``, ``--cell-bits``; with ``bits_from`` (e.g. "preset") the bit
+    widths default to None, meaning that source decides."""
+    default = "%(default)s" if bits_from is None else f"the {bits_from}'s"
+    bits = 1 if bits_from is None else None
+    parser.add_argument("--array", default=default_array, metavar="RxC",
+                        help="crossbar rows x cols (default: %(default)s)")
+    parser.add_argument("--weight-bits", type=int, default=bits, metavar="N",
+                        help=f"bits per weight (default: {default})")
+    parser.add_argument("--cell-bits", type=int, default=bits, metavar="N",
+                        help=f"bits per cell (default: {default})")
 
 
 def add_mapping_arguments(parser: argparse.ArgumentParser) -> None:

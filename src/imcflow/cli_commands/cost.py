@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Map a network, count every event of its plan and cost it with a "
                                    "preset whose constants cite their sources.")
     c.add_network_arguments(p)
-    c.add_array_arguments(p)
+    c.add_array_arguments(p, bits_from="preset")
     c.add_mapping_arguments(p)
     c.add_output_arguments(p)
     p.add_argument("--preset", default="isaac",
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="activation precision (default: the preset's)")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots into DIR")
     # Cost one method unless asked for more; weight/cell bits default to the preset's.
-    p.set_defaults(handler=run, method="flex", weight_bits=None, cell_bits=None)
+    p.set_defaults(handler=run, method="flex")
 
 
 def run(args: argparse.Namespace) -> int:
