@@ -28,8 +28,8 @@ class DigitsCNN(nn.Module):
         return self.fc(x.flatten(1))
 
 
-@pytest.fixture(scope="module")
-def trained():
+def train_digits():
+    """Train DigitsCNN on 1400 sklearn digits (seeded); return it and the 397 held-out digits."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -46,6 +46,11 @@ def trained():
         opt.step()
     model.eval()
     return model, x[te], y[te]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return train_digits()
 
 
 def accuracy(model, x, y) -> float:
