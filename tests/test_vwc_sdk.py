@@ -71,7 +71,8 @@ def test_walk_back_keeps_widths_non_decreasing():
     plan = vwc_plan(net, A256)
     assert len(plan.rounds) == 1
     steps = {s.group: s for s in plan.rounds[0].steps}
-    assert (steps["l1"].ict, steps["l1"].residual, steps["l1"].extra, steps["l1"].new_width) == (10, 8, 10, 30)
+    s1 = steps["l1"]
+    assert (s1.ict, s1.residual, s1.extra, s1.new_width) == (10, 8, 10, 30)
     assert (steps["l2"].ict, steps["l2"].residual, steps["l2"].new_width) == (16, 0, 32)
     # Without the walk-back only the residual goes.
     off = vwc_plan(net, A256, settings=PlanSettings(walk_back="off"))

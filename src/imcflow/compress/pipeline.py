@@ -216,7 +216,9 @@ def run_compression(config: CompressConfig, progress: bool = True,
         _load_model_copy(baseline)
     accuracy = accepted[-1].accuracy if accepted else base_acc
     index = len(rounds)
-    stop = state["finished"] or any(not r.accepted for r in rounds)
+    # A non-iterative method that finished its one round (but not the report) is not applied twice.
+    stop = (state["finished"] or any(not r.accepted for r in rounds)
+            or (bool(rounds) and not method.iterative))
     while not stop:
         t0 = time.perf_counter()
         folder = out / f"round{index}"

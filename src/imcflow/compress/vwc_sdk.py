@@ -382,7 +382,8 @@ def _describe(group: Any, modules: Mapping[Any, str]) -> ChannelGroup:
                         tuple(modules[m] for m, _ in consumers), prunable=not reason, reason=reason)
 
 
-def prune_to_widths(model: Any, input_shape: Sequence[int], widths: Mapping[str, int]) -> dict[str, list[int]]:
+def prune_to_widths(model: Any, input_shape: Sequence[int],
+                    widths: Mapping[str, int]) -> dict[str, list[int]]:
     """Remove channels so every named group has ``widths[group]`` channels, lowest L1 first.
 
     A channel's importance is the L1 norm of its filters summed over all producing layers (for a
