@@ -336,7 +336,7 @@ class CrossbarLayer:
                 v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc))
                 if adc is not None and scales is not None:
                     v = adc.convert(v, scales[i][None, None, :, :, None, None], signed_adc)
-                self._recombine(v, enc, y[n0:n1])
+                self._recombine(v, enc, y[n0:n1], self._sum_dtype(rt, enc, adc is None))
         out = self._scatter(y)
         return SimResult(out[:, :, 0, 0] if flat else out, self.counters(n, enc.steps))
 
@@ -360,10 +360,17 @@ class CrossbarLayer:
                 peaks[i] = torch.maximum(peaks[i], v.abs().amax(dim=(0, 1, 4, 5)).to(peaks[i].dtype))
         return [self._tile_max(p) for p in peaks]
 
-    def _recombine(self, v: torch.Tensor, enc: InputEncoding, y: torch.Tensor) -> None:
+    def _sum_dtype(self, rt: _RowTile, enc: InputEncoding, ideal_adc: bool) -> torch.dtype:
+        """float32 when every partial sum of the shift-and-add of this row tile stays below 2**24."""
+        total = rt.bound * enc.top_level * float(self.coef.abs().sum()) * sum(map(abs, enc.coefficients))
+        return torch.float32 if ideal_adc and total < _FLOAT32_EXACT else torch.float64
+
+    def _recombine(self, v: torch.Tensor, enc: InputEncoding, out: torch.Tensor,
+                   dt: torch.dtype = torch.float64) -> None:
         """Shift-and-add over input steps, slices and differential halves, minus the offset columns,
-        accumulated into ``y`` (n, S, N, Wh, Ww) float64. ``v``: (steps, n, S, phys, Wh, Ww)."""
+        accumulated into ``out`` (n, S, N, Wh, Ww) float64. ``v``: (steps, n, S, phys, Wh, Ww)."""
         ncol = len(self.colcat)
+        y = torch.zeros(out.shape, dtype=dt) if dt != out.dtype else out
         for q, sq in enumerate(enc.coefficients):
             for c in range(self.cpw):
                 y.add_(v[q, :, :, c * ncol:(c + 1) * ncol], alpha=sq * float(self.coef[c]))
@@ -371,6 +378,8 @@ class CrossbarLayer:
                 ref = v[q, :, :, self.cpw * ncol:]
                 for j, (c0, c1) in enumerate(self.col_tile_span):
                     y[:, :, c0:c1].sub_(ref[:, :, j:j + 1], alpha=sq * self.wenc.offset)
+        if y is not out:
+            out.add_(y)
 
     def _scatter(self, y: torch.Tensor) -> torch.Tensor:
         """(N, S, set columns in colcat order, Wh, Ww) -> (N, OC, Ho, Wo)."""
