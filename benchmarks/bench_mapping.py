@@ -14,7 +14,7 @@ import time
 
 from imcflow import ArraySpec, MappingOptions, load_network
 from imcflow.mapping import map_sweep
-from imcflow.mapping import geometry, network as mapping_network, search
+from imcflow.mapping import base, geometry, network as mapping_network, search
 from imcflow.mapping.geometry import LayerProblem
 from imcflow.mapping.reference import loop_strategies
 
@@ -31,6 +31,8 @@ def clear_caches() -> None:
     mapping_network._map_problem_many.cache_clear()
     geometry.axis_positions.cache_clear()
     geometry.candidate_sizes.cache_clear()
+    geometry.window_pixel_index.cache_clear()
+    base.lower_bounds.cache_clear()
     search._grid.cache_clear()
 
 

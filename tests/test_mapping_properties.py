@@ -5,7 +5,8 @@ from hypothesis import given, strategies as st
 
 from imcflow import ArraySpec, ConvLayer, MappingOptions, map_layer, map_network
 from imcflow.mapping.geometry import LayerProblem
-from imcflow.mapping.reference import flex_loop, vwsdk_loop
+from imcflow.mapping.reference import flex_loop, sdk_loop, vwsdk_loop
+from imcflow.mapping.sdk import sdk_windows
 from imcflow.mapping.vwsdk import optimal_windows
 
 METHODS = ("im2col", "sdk", "vwsdk", "flex")
@@ -70,6 +71,9 @@ def test_fast_searches_equal_the_plain_loop(layer, array):
     assert (loop is None) == (fast is None)
     if loop:
         assert fast == loop[1:]
+    for search in ("optimal", "paper"):
+        assert sdk_windows(problem, [array], MappingOptions(search=search)) == \
+            [sdk_loop(problem, array, search)]
     cycles, a, b = flex_loop(problem, array)
     flex = map_layer(layer, array, "flex")
     assert (flex.cycles, flex.window.a, flex.window.b) == (cycles, a, b)
@@ -115,7 +119,7 @@ def test_mapping_many_arrays_at_once_equals_one_by_one(layer, array_list):
     from imcflow.mapping import get_strategy
 
     problem = LayerProblem.from_layer(layer)
-    for name in ("vwsdk", "flex"):
+    for name in ("sdk", "vwsdk", "flex"):
         strategy = get_strategy(name)
         many = strategy.map_many(problem, array_list, MappingOptions())
         assert many == [strategy.map(problem, a, MappingOptions()) for a in array_list]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from imcflow.errors import ConfigError, check_int
@@ -48,12 +49,12 @@ class ArraySpec:
                 f"array cols={self.cols} cannot hold one {self.weight_bits}-bit weight in "
                 f"{self.cell_bits}-bit cells ({self.slices} columns needed): usable columns C' = 0")
 
-    @property
+    @cached_property
     def slices(self) -> int:
         """Columns (cells) one weight occupies."""
         return math.ceil(self.weight_bits / self.cell_bits)
 
-    @property
+    @cached_property
     def usable_cols(self) -> int:
         """C': weights one row can hold (mapping.md section 1)."""
         if self.column_packing == "fractional":

@@ -7,6 +7,7 @@ builds tiles from and the cost model counts events from; nobody recomputes it an
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from imcflow.errors import ConfigError, UnknownNameError
@@ -161,12 +162,13 @@ def strategy_names() -> list[str]:
 # Shared arithmetic: lower bounds and utilization (mapping.md section 7), one place for all strategies.
 
 
+@lru_cache(maxsize=65536)
 def lower_bounds(problem: LayerProblem, array: ArraySpec) -> tuple[int, int]:
     """(LB_mac, LB_col) of the whole layer; no mapping of the im2col/SDK/VW-SDK family beats max of both.
 
     >>> from imcflow.mapping.geometry import LayerProblem
     >>> lower_bounds(LayerProblem(26, 26, 3, 3, 256, 512), ArraySpec(512, 512))
-    (2339, 3380)
+    (3042, 3380)
     """
     r, c = array.rows, array.usable_cols
     outputs = problem.out_h * problem.out_w
@@ -185,20 +187,20 @@ def build_mapping(method: str, problem: LayerProblem, array: ArraySpec, *, a: in
     ``tile_weights`` is the number of weight cells (one weight = one usable column slot) in the
     fullest tile; the strategy knows its layout, this function does the rest.
     """
-    pw_h, pw_w = problem.pixels_h(a), problem.pixels_w(b)
-    wh, ww = ceil_div(problem.out_h, a), ceil_div(problem.out_w, b)
-    tile_sets = ceil_div(problem.groups, groups_per_tile)  # groups run as independent convs
-    cycles = wh * ww * row_tiles * col_tiles * tile_sets
+    groups = problem.groups
+    wh, ww = -(-problem.out_h // a), -(-problem.out_w // b)
+    tile_sets = -(-groups // groups_per_tile)  # groups run as independent convs
     arrays = row_tiles * col_tiles * tile_sets
+    cycles = wh * ww * arrays
     cells = array.rows * array.usable_cols
-    weights_placed = a * b * problem.taps * problem.ic * problem.oc * problem.groups
+    macs = problem.macs
     lb_mac, lb_col = lower_bounds(problem, array)
-    window = Window(a, b, pw_h, pw_w, ict, oct)
+    window = Window(a, b, problem.pixels_h(a), problem.pixels_w(b), ict, oct)
     return LayerMapping(
         method=method, layer=layer_name, window=window, row_tiles=row_tiles, col_tiles=col_tiles,
-        groups=problem.groups, groups_per_tile=groups_per_tile, windows_h=int(wh), windows_w=int(ww),
+        groups=groups, groups_per_tile=groups_per_tile, windows_h=int(wh), windows_w=int(ww),
         out_h=problem.out_h, out_w=problem.out_w, cycles=int(cycles), arrays=int(arrays),
         tile_utilization=tile_weights / cells,
-        avg_utilization=weights_placed / (cells * arrays),
-        mac_efficiency=problem.macs / (cycles * cells),
+        avg_utilization=macs * a * b / (problem.out_h * problem.out_w * cells * arrays),
+        mac_efficiency=macs / (cycles * cells),
         lb_mac=lb_mac, lb_col=lb_col, label=label or window.label(), fallback=fallback)

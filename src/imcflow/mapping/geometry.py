@@ -98,13 +98,16 @@ def tap_pixel_index(k: int, a: int, s: int, d: int) -> np.ndarray:
     return np.array([[lookup[w * s + i * d] for i in range(k)] for w in range(a)], dtype=np.int64)
 
 
+@lru_cache(maxsize=8192)
 def window_pixel_index(problem: LayerProblem, a: int, b: int) -> np.ndarray:
     """``idx[wy*b + wx, i*Kw + j]``: the PW pixel (row-major index into the PWh x PWw patch) that tap
     (i, j) of output offset (wy, wx) reads."""
     th = tap_pixel_index(problem.kh, a, problem.stride_h, problem.dilation_h)  # (a, Kh)
     tw = tap_pixel_index(problem.kw, b, problem.stride_w, problem.dilation_w)  # (b, Kw)
     idx = th[:, None, :, None] * problem.pixels_w(b) + tw[None, :, None, :]  # (a, b, Kh, Kw)
-    return idx.reshape(a * b, problem.kh * problem.kw)
+    idx = idx.reshape(a * b, problem.kh * problem.kw)
+    idx.setflags(write=False)  # shared through the cache
+    return idx
 
 
 def window_footprint(problem: LayerProblem, a: int, b: int) -> np.ndarray:

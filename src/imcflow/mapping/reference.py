@@ -36,6 +36,22 @@ def vwsdk_loop(problem: LayerProblem, array: ArraySpec) -> tuple[int, int, int] 
     return None if best is None else (best[0], best[4], best[3])
 
 
+def sdk_loop(problem: LayerProblem, array: ArraySpec, search: str = "optimal") -> int:
+    """SDK's window size n, trying n = 1, 2, ... until the frozen im2col budget is exceeded."""
+    ar0 = ceil_div(problem.taps * problem.ic, array.rows)
+    ac0 = ceil_div(problem.oc, array.usable_cols)
+    cols = array.cols if search == "paper" else array.usable_cols
+    best_n, best_cycles = 1, problem.out_h * problem.out_w
+    for n in range(2, max(problem.out_h, problem.out_w) + 1):
+        if (problem.pixels_h(n) * problem.pixels_w(n) * problem.ic > array.rows * ar0
+                or n * n * problem.oc > cols * ac0):
+            break
+        cycles = ceil_div(problem.out_h, n) * ceil_div(problem.out_w, n)
+        if cycles <= best_cycles:
+            best_n, best_cycles = n, cycles
+    return best_n
+
+
 def flex_loop(problem: LayerProblem, array: ArraySpec) -> tuple[int, int, int]:
     """(cycles, a, b) of the best flex window (group packing included)."""
     r, c = array.rows, array.usable_cols
@@ -64,4 +80,8 @@ def loop_strategies() -> dict[str, MappingStrategy]:
     def flex(problem: LayerProblem, arrays) -> list[tuple[int, int]]:
         return [flex_loop(problem, a)[1:] for a in arrays]
 
-    return {"im2col": Im2col(), "sdk": Sdk(), "vwsdk": VwSdk(search=vw), "flex": Flex(search=flex)}
+    def sdk(problem: LayerProblem, arrays, options) -> list[int]:
+        return [sdk_loop(problem, a, options.search) for a in arrays]
+
+    return {"im2col": Im2col(), "sdk": Sdk(search=sdk), "vwsdk": VwSdk(search=vw),
+            "flex": Flex(search=flex)}

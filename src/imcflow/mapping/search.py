@@ -74,8 +74,9 @@ def select_many(grid: Grid, cycles: np.ndarray, tiles: np.ndarray, feasible: np.
     a = np.broadcast_to(grid.a, shape[1:]).ravel()[flat]
     b = np.broadcast_to(grid.b, shape[1:]).ravel()[flat]
     keys = (a, b, a * b, np.broadcast_to(tiles, shape).reshape(n, -1)[arr, flat], arr)
-    order = np.lexsort(keys)
-    firsts = order[np.unique(arr[order], return_index=True)[1]]
+    order = np.lexsort(keys)  # arr is the primary key: each array's winner comes first in its run
+    arr_sorted = arr[order]
+    firsts = order[np.flatnonzero(np.diff(arr_sorted, prepend=-1))]
     out: list[tuple[int, int] | None] = [None] * n
     for k in firsts:
         out[int(arr[k])] = (int(a[k]), int(b[k]))
