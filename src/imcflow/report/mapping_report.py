@@ -29,14 +29,16 @@ def mapping_table(result: NetworkMapping) -> str:
     """
     methods = result.methods
     headers = ["layer", "shape (HxW KhxKwxICxOC)"] + [f"{METHOD_TITLES.get(m, m)} cycles" for m in methods]
-    for m in methods:
+    # Window details for the variable-window methods (the full set is in --format csv/json).
+    detailed = [m for m in methods if m in ("vwsdk", "flex")] or list(methods)
+    for m in detailed:
         t = METHOD_TITLES.get(m, m)
         headers += [f"{t} window", f"{t} tiles", f"{t} util tile/avg"]
     headers += ["best", "MAC eff", "LB", "cycles/LB"]
     rows = []
     for r in result.layers:
         row = [r.layer.name, _shape(r.layer)] + [r[m].cycles for m in methods]
-        for m in methods:
+        for m in detailed:
             x = r[m]
             tiles = f"{x.row_tiles}x{x.col_tiles}" + (f"/{x.groups_per_tile}g" if x.groups_per_tile > 1 else "")
             if x.groups > 1:
@@ -60,9 +62,9 @@ def mapping_table(result: NetworkMapping) -> str:
                               trows, "\nNetwork totals"))
     sp = result.speedups()
     if sp:
-        parts.append("\nSpeedups (ratio of total cycles): " +
-                     ", ".join(f"{k.replace('sdk', 'SDK').replace('vwSDK', 'VW-SDK')} = {v:.3f}x"
-                               for k, v in sp.items()))
+        parts.append("\nSpeedups (ratio of total cycles): " + ", ".join(
+            "/".join(METHOD_TITLES.get(m, m) for m in k.split("/")) + f" = {v:.3f}x"
+            for k, v in sp.items()))
     return "\n".join(parts)
 
 
