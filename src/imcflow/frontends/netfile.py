@@ -7,7 +7,7 @@ Schema (documented for users in ``docs/readme/frontends.md``)::
     geometry: real            # optional: real (default) or paper
     layers:                   # required, at least one
       - name: conv1           # required, unique
-        kind: conv            # conv (default) or linear
+        kind: conv            # conv (default), linear, or lowrank (with rank: below)
         input_size: 32        # H or [H, W]; default: the previous layer's output size
         in_channels: 3        # default: the previous layer's out_channels (first layer: input C)
         out_channels: 64      # required
@@ -17,6 +17,10 @@ Schema (documented for users in ``docs/readme/frontends.md``)::
         dilation: 1           # optional, default 1 (int or pair)
         groups: 1             # optional, default 1
         bias: false           # optional
+        rank: 8               # lowrank only: the rank k of each group's factors (required)
+        rank_groups: 1        # lowrank only: g groups (group low-rank), default 1
+        split: input          # lowrank only: groups split input (default) or output channels
+        combine: sum          # lowrank only: layer cycles = R + L (sum, default) or max (pipelined)
 
 A linear layer defaults to a 1x1 input (one vector-matrix product); ``in_features`` / ``out_features``
 and the paper names ``H, W, IC, OC, Kh, Kw`` are accepted as aliases. Every error names the file, the
@@ -32,8 +36,9 @@ from imcflow.errors import ConfigError, FormatError
 from imcflow.layers import ConvLayer, Network
 
 _TOP_KEYS = ("name", "input", "geometry", "source", "layers")
+_LOWRANK_KEYS = ("rank", "rank_groups", "split", "combine")
 _LAYER_KEYS = ("name", "kind", "input_size", "in_channels", "out_channels", "kernel_size", "stride",
-               "padding", "dilation", "groups", "bias")
+               "padding", "dilation", "groups", "bias") + _LOWRANK_KEYS
 # alias -> (canonical field, position inside a pair or None)
 _ALIASES: dict[str, tuple[str, int | None]] = {
     "in_features": ("in_channels", None), "out_features": ("out_channels", None),
@@ -125,8 +130,13 @@ def _parse_layer(entry: Any, index: int, source: str, prev_channels: int | None,
     where = f"{source}: layer {name!r}"
     fields = _canonical_fields(entry, where)
     kind = fields.setdefault("kind", "conv")
-    if kind not in ("conv", "linear"):
-        raise FormatError(f"{where}: field 'kind' must be 'conv' or 'linear', got {kind!r}")
+    if kind not in ("conv", "linear", "lowrank"):
+        raise FormatError(f"{where}: field 'kind' must be 'conv', 'linear' or 'lowrank', got {kind!r}")
+    lowrank = {k: fields.pop(k) for k in _LOWRANK_KEYS if k in fields}
+    if kind != "lowrank" and lowrank:
+        raise FormatError(f"{where}: field(s) {sorted(lowrank)} only apply to kind: lowrank")
+    if kind == "lowrank" and "rank" not in lowrank:
+        raise FormatError(f"{where}: field 'rank' is required for a lowrank layer")
     if "out_channels" not in fields:
         raise FormatError(f"{where}: field 'out_channels' is required")
     if "in_channels" not in fields:
@@ -152,9 +162,18 @@ def _parse_layer(entry: Any, index: int, source: str, prev_channels: int | None,
     if not isinstance(bias, bool):
         raise FormatError(f"{where}: field 'bias' must be true or false, got {bias!r}")
     try:
+        if kind == "lowrank":
+            from imcflow.mapping.lowrank import LowRankLayer
+
+            conv = ConvLayer(**{**fields, "kind": "conv"})
+            for key in ("rank", "rank_groups"):
+                if key in lowrank:
+                    lowrank[key] = _int_field(key, lowrank[key], where)
+            return LowRankLayer.from_conv(conv, lowrank["rank"], lowrank.get("rank_groups", 1),
+                                          lowrank.get("split", "input"), lowrank.get("combine", "sum"))
         return ConvLayer(**fields)
     except ConfigError as exc:
-        # ConvLayer names the layer and the field already; add the file.
+        # The layer records name the layer and the field already; add the file.
         raise FormatError(f"{source}: {exc}") from None
 
 
@@ -257,14 +276,21 @@ def network_document(network: Network) -> dict[str, Any]:
     doc["geometry"] = network.geometry
     if network.source:
         doc["source"] = network.source
-    doc["layers"] = [{
+    doc["layers"] = [_layer_entry(l) for l in network.layers]
+    return doc
+
+
+def _layer_entry(l: Any) -> dict[str, Any]:
+    entry = {
         "name": l.name, "kind": l.kind, "input_size": _compact(l.input_size),
         "in_channels": l.in_channels, "out_channels": l.out_channels,
         "kernel_size": _compact(l.kernel_size), "stride": _compact(l.stride),
         "padding": _compact(l.padding), "dilation": _compact(l.dilation), "groups": l.groups,
         "bias": l.bias,
-    } for l in network.layers]
-    return doc
+    }
+    if l.kind == "lowrank":
+        entry.update(rank=l.rank, rank_groups=l.rank_groups, split=l.split, combine=l.combine)
+    return entry
 
 
 def network_to_yaml(network: Network) -> str:
@@ -273,7 +299,10 @@ def network_to_yaml(network: Network) -> str:
 
     doc = network_document(network)
     layers = doc.pop("layers")
-    head = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=1000)
+    # Block style for the top-level fields (a flow-style mapping would swallow "layers:"), lists inline.
+    head = "".join(f"{key}: {json.dumps(value)}\n" if isinstance(value, list)
+                   else yaml.safe_dump({key: value}, default_flow_style=False, width=1000)
+                   for key, value in doc.items())
     lines = [yaml.safe_dump(layer, sort_keys=False, default_flow_style=True, width=1000).strip()
              for layer in layers]
     return head + "layers:\n" + "".join(f"  - {line}\n" for line in lines)
