@@ -19,7 +19,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: s
     """Render rows as an aligned text table; numbers right-aligned, text left-aligned.
 
     >>> print(render_table(["a", "b"], [["x", 1234]]))
-    a       b
+    a      b
     -  -----
     x  1,234
     """
