@@ -21,8 +21,8 @@ from imcflow.compress.pipeline import CompressConfig, run_compression
 from imcflow.hardware.array import parse_array
 
 MODELS = {  # model -> baseline epochs (CNN-8 trains ~7x faster per epoch than ResNet-20)
-    "resnet20": 5,
-    "cnn8": 8,
+    "resnet20": 4,
+    "cnn8": 6,
 }
 ARRAYS = ("256x512", "512x256")
 
@@ -30,8 +30,8 @@ ARRAYS = ("256x512", "512x256")
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/exp_vwc_sdk")
-    p.add_argument("--subset", type=int, default=10000, help="MNIST training images (seeded subset)")
-    p.add_argument("--test-subset", type=int, default=2000, help="MNIST test images (seeded subset)")
+    p.add_argument("--subset", type=int, default=4000, help="MNIST training images (seeded subset)")
+    p.add_argument("--test-subset", type=int, default=1000, help="MNIST test images (seeded subset)")
     p.add_argument("--finetune-epochs", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", default=",".join(MODELS))
@@ -62,6 +62,8 @@ def main() -> None:
                 "crossbars_vwsdk": [report.baseline.summary("vwsdk").arrays,
                                     report.compressed.summary("vwsdk").arrays],
                 "parameters": [report.baseline.parameters, report.compressed.parameters],
+                "energy_uj": [1e6 * (report.baseline.energy_j("vwsdk") or float("nan")),
+                              1e6 * (report.compressed.energy_j("vwsdk") or float("nan"))],
                 "rounds_kept": sum(r.accepted for r in report.rounds),
                 "rounds_tried": len(report.rounds),
                 "seconds_baseline": report.seconds["baseline_training"],
@@ -76,8 +78,8 @@ def main() -> None:
         json.dump({"rows": rows, "total_seconds": total, "args": vars(args)}, fh, indent=2)
     print("\n| model | array | top-1 before | top-1 after | VW-SDK cycles before -> after | "
           "best-mapping cycles before -> after | crossbars (VW-SDK) | params | rounds kept/tried | "
-          "time (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "energy VW-SDK (uJ, ISAAC) | rounds (s) | this call (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         cb, ca = r["cycles_vwsdk"]
         bb, ba = r["cycles_best"]
@@ -85,7 +87,8 @@ def main() -> None:
               f"{100 * r['compressed_accuracy']:.2f}% | {cb:,} -> {ca:,} ({cb / ca:.3f}x) | "
               f"{bb:,} -> {ba:,} ({bb / ba:.3f}x) | {r['crossbars_vwsdk'][0]} -> "
               f"{r['crossbars_vwsdk'][1]} | {r['parameters'][0]:,} -> {r['parameters'][1]:,} | "
-              f"{r['rounds_kept']}/{r['rounds_tried']} | {r['seconds_call']:.0f} |")
+              f"{r['rounds_kept']}/{r['rounds_tried']} | {r['energy_uj'][0]:.2f} -> "
+              f"{r['energy_uj'][1]:.2f} | {r['seconds_rounds']:.0f} | {r['seconds_call']:.0f} |")
     print(f"\ntotal wall time {total:.0f} s")
 
 
