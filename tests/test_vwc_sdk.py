@@ -214,3 +214,22 @@ def test_pruning_keeps_the_lowest_l1_filters_out():
     assert removed == {"0": [0, 1, 2]}
     assert torch.equal(model[0].weight, kept_before)
     assert model[2].in_channels == 5
+
+
+def test_coupled_skip_leaves_residual_streams_alone():
+    from imcflow.models import create_model
+
+    shape = (1, 32, 32)
+    model = create_model("resnet20", num_classes=10, in_channels=1)
+    groups = torch_groups(model, shape)
+    net = extract_network(model, shape, "resnet20")
+    array = ArraySpec(512, 256, weight_bits=2)
+    stream = "layer3.0.downsample.0"  # stage-3 stream: written by the shortcut and three conv2s
+    assert len({g.name: g for g in groups}[stream].producers) == 4
+    default = vwc_plan(net, array, MappingOptions(), groups)
+    skip = vwc_plan(net, array, MappingOptions(), groups, PlanSettings(coupled="skip"))
+    assert default.rounds[0].widths[stream] == 42  # 64 mod ICt 42 = 22 removed
+    assert skip.rounds[0].widths[stream] == 64
+    inner = {n: w for n, w in skip.rounds[0].widths.items() if n.startswith("layer3.")}
+    assert inner == {"layer3.0.conv1": 42, "layer3.0.downsample.0": 64, "layer3.1.conv1": 42,
+                     "layer3.2.conv1": 42}

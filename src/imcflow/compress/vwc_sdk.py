@@ -25,7 +25,9 @@ Reconstruction choices (options, with defaults; see ``imcflow methods``):
 * ``coupled="min-cycles"``: a group read by several layers gets one residual per reader; the plan picks
   the one whose removal gives the fewest summed VW-SDK cycles over the readers (ties: fewer channels).
   Cycles never grow when channels go, so this is the largest residual unless a smaller one already
-  reaches the same cycles; ``"max"`` always takes the largest. For a chain both equal the paper's rule.
+  reaches the same cycles; ``"max"`` always takes the largest; ``"skip"`` leaves groups written by
+  several layers (residual streams) alone, as the authors' ResNet script mostly does (it prunes the
+  channels inside blocks). For a chain all three equal the paper's rule.
 * ``require_gain=True``: a residual whose removal does not lower the readers' VW-SDK cycles is not
   pruned (happens when a reader falls back to im2col, whose tiles cut channels anywhere, or when a
   coupled reader gains a tile). False prunes by the rule regardless.
@@ -211,6 +213,9 @@ def plan_round(network: Network, groups: Sequence[ChannelGroup], widths: Mapping
         width = widths[g.name]
         if not g.prunable:
             steps[g.name] = GroupStep(g.name, width, "", 0, 0, 0, width, g.reason or "not prunable")
+            continue
+        if settings.coupled == "skip" and len(g.producers) > 1:
+            steps[g.name] = GroupStep(g.name, width, "", 0, 0, 0, width, "coupled group (coupled=skip)")
             continue
         readers = [by_name[c] for c in g.consumers]
         per = []  # (reader, ICt, residual)
@@ -441,7 +446,8 @@ class VwcSdk(CompressionMethod):
     changes = "channels"
     options = (
         MethodOption("coupled", "min-cycles", "a group read by several layers: pick the residual "
-                     "giving the fewest summed VW-SDK cycles, or the largest", ("min-cycles", "max")),
+                     "giving the fewest summed VW-SDK cycles, or the largest; skip: never prune a "
+                     "group written by several layers (residual stream)", ("min-cycles", "max", "skip")),
         MethodOption("require_gain", True, "skip a residual whose removal does not lower the readers' "
                      "VW-SDK cycles"),
         MethodOption("walk_back", "chain", "after the residuals: a group wider than the groups its "
