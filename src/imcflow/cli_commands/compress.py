@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "layer list and the array alone (no training).")
     c.add_network_arguments(p)
     c.add_array_arguments(p)
+    for action in p._actions:  # compression trains quantized weights: 2 bits unless told otherwise
+        if action.dest == "weight_bits":
+            action.default, action.help = 2, "bits per weight, trained in and mapped (default 2)"
     p.add_argument("--method", required=True, help="compression method (see 'imcflow methods')")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a method option (repeatable; see 'imcflow methods')")
