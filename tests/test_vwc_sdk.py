@@ -233,3 +233,35 @@ def test_coupled_skip_leaves_residual_streams_alone():
     inner = {n: w for n, w in skip.rounds[0].widths.items() if n.startswith("layer3.")}
     assert inner == {"layer3.0.conv1": 42, "layer3.0.downsample.0": 64, "layer3.1.conv1": 42,
                      "layer3.2.conv1": 42}
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40)
+@given(widths=st.lists(st.integers(4, 96), min_size=2, max_size=4),
+       size=st.sampled_from([4, 6, 8]), rows=st.sampled_from([64, 128, 256, 512]),
+       walk=st.sampled_from(["chain", "off"]))
+def test_plan_invariants_on_random_chains(widths, size, rows, walk):
+    # Every round strictly lowers the network's VW-SDK cycles, widths never grow and stay >= 1, and
+    # the last plan leaves no residual (another round would change nothing).
+    from imcflow.compress.vwc_sdk import plan_round
+    from imcflow.mapping import map_network
+
+    chans = [3] + widths
+    layers = tuple(ConvLayer(f"l{i}", chans[i], chans[i + 1], 3, size, padding=1)
+                   for i in range(len(widths)))
+    net = Network("n", layers)
+    array = ArraySpec(rows, 256)
+    s = PlanSettings(walk_back=walk)
+    plan = vwc_plan(net, array, settings=s)
+    nets = [net] + [r.network for r in plan.rounds]
+    cycles = [map_network(n, array, ("vwsdk",)).totals("vwsdk").cycles for n in nets]
+    assert all(b < a for a, b in zip(cycles, cycles[1:]))
+    for before, after in zip(nets, nets[1:]):
+        for x, y in zip(before.layers, after.layers):
+            assert 1 <= y.out_channels <= x.out_channels and y.in_channels <= x.in_channels
+    if len(plan.rounds) < s.max_rounds:
+        last = plan.rounds[-1].widths if plan.rounds else {g.name: g.width for g in plan.groups}
+        _, again = plan_round(net, plan.groups, last, array, plan.mapping, s)
+        assert again == last
