@@ -129,7 +129,8 @@ def test_coupled_group_choice():
 def test_plan_only_json_cli(tmp_path):
     out = tmp_path / "plan.json"
     rc = main(["compress", "--layer", "8,8,3,3,8,48,1,1", "--layer", "8,8,3,3,48,32,1,1",
-               "--layer", "8,8,3,3,32,32,1,1", "--array", "256x256", "--method", "vwc-sdk",
+               "--layer", "8,8,3,3,32,32,1,1", "--array", "256x256", "--weight-bits", "1",
+               "--method", "vwc-sdk",
                "--plan-only", "--format", "json", "--out", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
