@@ -99,11 +99,9 @@ def _plan_structure(args: argparse.Namespace):
     couplings are known), from the chain rule for layer lists and network files."""
     from imcflow.compress.vwc_sdk import torch_groups
 
+    from imcflow.models import create_model, default_input_shape, get_spec, model_names
+
     if args.model and not args.layer:
-        try:
-            from imcflow.models import create_model, default_input_shape, get_spec, model_names
-        except ImportError:
-            model_names = lambda: []  # noqa: E731 - models package absent: fall back to files
         if args.model in model_names():
             from imcflow.compress.deploy import extract_network
             from imcflow.networks import parse_input_shape
