@@ -62,3 +62,13 @@ def test_bad_input_is_one_clear_line(capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
     assert message in err and "Traceback" not in err
+
+
+def test_closed_pipe_is_not_a_traceback():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(f"{sys.executable} -m imcflow.cli map vgg13-paper | head -1", shell=True,
+                          capture_output=True, text=True)
+    assert proc.stdout.startswith("vgg13-paper on 512x512")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -15,6 +15,7 @@ a grouped conv as ``groups`` independent convs, as the issue specifies.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -42,9 +43,14 @@ def first_tile_weights(problem: LayerProblem, array: ArraySpec, a: int, b: int) 
     """Weight cells in tile (0, 0), the fullest one: full channels plus the pixels of the channel the
     row cut splits, per output offset, for the output channels the column cut keeps."""
     pixels = problem.pixels_h(a) * problem.pixels_w(b)
-    rows = min(array.rows, pixels * problem.ic)
-    cols = min(array.usable_cols, a * b * problem.oc)
-    full_ch, rem_px = divmod(rows, pixels)
+    return _tile_weights(problem, a, b, min(array.rows, pixels * problem.ic),
+                         min(array.usable_cols, a * b * problem.oc))
+
+
+@lru_cache(maxsize=65536)
+def _tile_weights(problem: LayerProblem, a: int, b: int, rows: int, cols: int) -> int:
+    # Keyed by the rows and columns actually used: arrays larger than the window share one entry.
+    full_ch, rem_px = divmod(rows, problem.pixels_h(a) * problem.pixels_w(b))
     # Taps of each output offset that read one of the first rem_px pixels of the split channel.
     partial = (window_pixel_index(problem, a, b) < rem_px).sum(axis=1)
     per_col = full_ch * problem.taps + partial  # weights in one column of each offset

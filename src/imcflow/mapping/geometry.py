@@ -9,7 +9,7 @@ that no kernel copy reads, and those rows are left out rather than programmed as
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -42,11 +42,11 @@ class LayerProblem:
         return cls(ho, wo, layer.Kh, layer.Kw, layer.group_in_channels, layer.group_out_channels,
                    layer.groups, *layer.stride, *layer.dilation)
 
-    @property
+    @cached_property
     def taps(self) -> int:
         return self.kh * self.kw
 
-    @property
+    @cached_property
     def macs(self) -> int:
         """Useful multiply-accumulates of the whole layer (all groups)."""
         return self.out_h * self.out_w * self.taps * self.ic * self.oc * self.groups

@@ -2,11 +2,15 @@
 (mapping.md section 3). The unrolled kernel may be cut at any element across row tiles."""
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Sequence
+
 from imcflow.hardware.array import ArraySpec
 from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
 from imcflow.mapping.geometry import LayerProblem, ceil_div
 
 
+@lru_cache(maxsize=65536)
 def im2col_tiles(problem: LayerProblem, array: ArraySpec) -> tuple[int, int]:
     """(AR, AC) = (ceil(Kh*Kw*IC/R), ceil(OC/C')); also SDK's frozen budget.
 
@@ -19,6 +23,10 @@ def im2col_tiles(problem: LayerProblem, array: ArraySpec) -> tuple[int, int]:
 class Im2col:
     name = "im2col"
     description = "one output pixel per activation; cycles = Ho*Wo*ceil(KhKwIC/R)*ceil(OC/C')"
+
+    def map_many(self, problem: LayerProblem, arrays: Sequence[ArraySpec], options: MappingOptions,
+                 layer_name: str = "") -> list[LayerMapping]:
+        return [self.map(problem, a, options, layer_name) for a in arrays]
 
     def map(self, problem: LayerProblem, array: ArraySpec, options: MappingOptions,
             layer_name: str = "") -> LayerMapping:
