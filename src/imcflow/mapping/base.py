@@ -196,7 +196,10 @@ def build_mapping(method: str, problem: LayerProblem, array: ArraySpec, *, a: in
     macs = problem.macs
     lb_mac, lb_col = lower_bounds(problem, array)
     window = Window(a, b, problem.pixels_h(a), problem.pixels_w(b), ict, oct)
-    return LayerMapping(
+    # Built through __dict__ rather than the frozen dataclass __init__ (one object.__setattr__ per
+    # field): plan assembly is the hot path of array sweeps, and every value here is already checked.
+    mapping = object.__new__(LayerMapping)
+    mapping.__dict__.update(
         method=method, layer=layer_name, window=window, row_tiles=row_tiles, col_tiles=col_tiles,
         groups=groups, groups_per_tile=groups_per_tile, windows_h=int(wh), windows_w=int(ww),
         out_h=problem.out_h, out_w=problem.out_w, cycles=int(cycles), arrays=int(arrays),
@@ -204,3 +207,4 @@ def build_mapping(method: str, problem: LayerProblem, array: ArraySpec, *, a: in
         avg_utilization=macs * a * b / (problem.out_h * problem.out_w * cells * arrays),
         mac_efficiency=macs / (cycles * cells),
         lb_mac=lb_mac, lb_col=lb_col, label=label or window.label(), fallback=fallback)
+    return mapping
