@@ -36,13 +36,13 @@ def test_lowrank_methods_deploy_composite_layers(base, method, groups):
     m, ctx = _ctx(model, method, ratio=0.5)
     step = m.apply(model, ctx)
     assert step.changed and {c["rank_groups"] for c in step.summary["layers"]} == {groups}
-    dep = deploy(model, SHAPE, ARRAY, ("im2col", "sdk", "vwsdk"), MappingOptions(), m, ctx, cost=False)
+    dep = deploy(model, SHAPE, ARRAY, ("im2col", "sdk", "vwsdk"), MappingOptions(), m, ctx)
     kinds = [d.layer.kind for d in dep.layers]
     assert kinds.count("lowrank") == 20  # 18 3x3 convs + 2 1x1 shortcuts and kinds[0] == "conv" and kinds[-1] == "linear"
     for d in dep.layers:
         if isinstance(d.layer, LowRankLayer):
             assert d.nonzero == d.layer.weight_count  # the SVD factors are dense
-    base_dep = deploy(base, SHAPE, ARRAY, ("im2col", "sdk", "vwsdk"), MappingOptions(), cost=False)
+    base_dep = deploy(base, SHAPE, ARRAY, ("im2col", "sdk", "vwsdk"), MappingOptions())
     assert dep.weights < 0.6 * base_dep.weights
     # Measured on 128x128: im2col never gains (L adds one activation per pixel); under SDK the grouped
     # factors beat the dense layer, plain rank-k factors at half the weights do not (13105 vs 9601).
@@ -61,8 +61,8 @@ def test_pruning_baselines_match_the_lowrank_parameter_count(base):
     pm, pctx = _ctx(mag, "magnitude-prune", target_params=target)
     step = pm.apply(mag, pctx)
     assert abs(step.summary["nonzero_params"] - target) <= 20  # rounding per layer
-    dep = deploy(mag, SHAPE, ARRAY, ("sdk",), MappingOptions(), cost=False)
-    base_dep = deploy(base, SHAPE, ARRAY, ("sdk",), MappingOptions(), cost=False)
+    dep = deploy(mag, SHAPE, ARRAY, ("sdk",), MappingOptions())
+    base_dep = deploy(base, SHAPE, ARRAY, ("sdk",), MappingOptions())
     assert dep.summary("sdk").cycles == base_dep.summary("sdk").cycles  # scattered zeros: no saving
     flt = copy.deepcopy(base)
     fm, fctx = _ctx(flt, "filter-prune", target_params=target, steps=6)
@@ -71,5 +71,5 @@ def test_pruning_baselines_match_the_lowrank_parameter_count(base):
     assert flt(torch.zeros(1, *SHAPE)).shape == (1, 10)
     # Narrower layers: fewer VW-SDK cycles (SDK is not monotone: its frozen im2col budget shrinks too).
     vw = ("vwsdk",)
-    assert deploy(flt, SHAPE, ARRAY, vw, MappingOptions(), cost=False).summary("vwsdk").cycles \
-        < deploy(base, SHAPE, ARRAY, vw, MappingOptions(), cost=False).summary("vwsdk").cycles
+    assert deploy(flt, SHAPE, ARRAY, vw, MappingOptions()).summary("vwsdk").cycles \
+        < deploy(base, SHAPE, ARRAY, vw, MappingOptions()).summary("vwsdk").cycles
