@@ -153,25 +153,16 @@ def deploy(model: nn.Module, input_shape: Sequence[int], array: ArraySpec,
                            _cost_of(mapping, cost_preset) if cost_preset else None)
 
 
-def _cost_of(mapping: Any, preset: str) -> dict[str, dict[str, float | None]] | None:
+def _cost_of(mapping: Any, preset: str) -> dict[str, dict[str, float | None]]:
     """Energy, latency and area per mapping method from :mod:`imcflow.cost` with a hardware preset
-    (``isaac``, ``sram-dong2020``, ...); None when the cost model is absent or cannot count a layer
-    of this network (composite low-rank layers, so far): no number rather than a wrong one."""
-    try:
-        from imcflow.cost import CostSettings, cost_mapping
-        from imcflow.hardware.preset import load_preset
-    except ImportError:
-        return None
+    (``isaac``, ``sram-dong2020``, ...); composite (low-rank) layers are costed factor by factor."""
+    from imcflow.cost import CostSettings, cost_mapping
+    from imcflow.hardware.preset import load_preset
+
     settings = CostSettings(load_preset(preset))
     out: dict[str, dict[str, float | None]] = {}
     for m in mapping.methods:
-        try:
-            figures = cost_mapping(mapping, m, settings).totals
-        except ConfigError as exc:
-            if "composite" in str(exc):
-                return None
-            raise
-        figures = figures() if callable(figures) else figures
+        figures = cost_mapping(mapping, m, settings).totals
         out[m] = {"energy_j": figures.energy_j, "latency_s": figures.latency_s,
                   "area_mm2": figures.area_mm2}
     return out

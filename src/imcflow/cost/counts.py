@@ -254,22 +254,48 @@ def count_layer(layer: ConvLayer | LayerProblem, mapping: LayerMapping, array: A
     (32, 432, 1024)
     """
     problem = layer if isinstance(layer, LayerProblem) else LayerProblem.from_layer(layer, geometry)
+    shapes = tile_shapes(problem, mapping, array)
+    if mapping.windows * sum(t.count for t in shapes) != mapping.cycles:
+        raise ImcflowError(f"mapping plan inconsistent: layer {mapping.layer!r}: {mapping.windows} "
+                           f"windows x {mapping.arrays} tiles != {mapping.cycles} cycles")
+    return counts_from_tiles(
+        mapping.layer, mapping.method, shapes, mapping.windows, mapping.arrays, array,
+        macs=problem.macs, outputs=problem.out_h * problem.out_w * problem.oc * problem.groups,
+        input_bits=input_bits, dac_bits=dac_bits, output_bits=output_bits)
+
+
+def counts_from_tiles(layer: str, method: str, shapes: list[TileShape], windows: int, arrays: int,
+                      array: ArraySpec, *, macs: int, outputs: int, input_bits: int = 8,
+                      dac_bits: int = 1, output_bits: int | None = None) -> LayerCounts:
+    """The counts of ``windows`` activations of every tile in ``shapes`` (``count`` = activations of
+    that tile shape per window). One formula for every layout, composite factors included."""
     check_int("input_bits", input_bits, 1, 64)
     out_bits = input_bits if output_bits is None else check_int("output_bits", output_bits, 1, 64)
     steps = input_steps(input_bits, dac_bits)
-    shapes = tuple(sorted(tile_shapes(problem, mapping, array),
-                          key=lambda t: (t.row_index, -t.rows, -t.cols)))
-    windows = mapping.windows
-    if windows * sum(t.count for t in shapes) != mapping.cycles:
-        raise ImcflowError(f"mapping plan inconsistent: layer {mapping.layer!r}: {windows} windows x "
-                           f"{mapping.arrays} tiles != {mapping.cycles} cycles")
+    shapes = sorted(shapes, key=lambda t: (t.row_index, -t.rows, -t.cols))
     rows = windows * sum(t.rows * t.count for t in shapes)
     cols = windows * sum(t.cols * t.count for t in shapes)
     cells = windows * sum(t.rows * t.cols * t.count for t in shapes)
     accum = windows * sum(t.cols * t.count for t in shapes if t.row_index > 0)
-    outputs = problem.out_h * problem.out_w * problem.oc * problem.groups
     return LayerCounts(
-        layer=mapping.layer, method=mapping.method, input_bits=input_bits, output_bits=out_bits,
-        input_steps=steps, slices=array.slices, windows=windows, activations=mapping.cycles,
-        arrays=mapping.arrays, tiles=shapes, row_activations=rows, col_activations=cols,
-        cell_activations=cells, accumulations=accum, macs=problem.macs, outputs=outputs)
+        layer=layer, method=method, input_bits=input_bits, output_bits=out_bits,
+        input_steps=steps, slices=array.slices, windows=windows,
+        activations=windows * sum(t.count for t in shapes), arrays=arrays, tiles=tuple(shapes),
+        row_activations=rows, col_activations=cols, cell_activations=cells, accumulations=accum,
+        macs=macs, outputs=outputs)
+
+
+def merge_counts(layer: str, parts: list[LayerCounts]) -> LayerCounts:
+    """One record of several factors' counts (a composite layer): event sums, every factor's tiles;
+    ``windows`` is the first factor's (its activations drive the others)."""
+    first = parts[0]
+    return LayerCounts(
+        layer=layer, method=first.method, input_bits=first.input_bits, output_bits=first.output_bits,
+        input_steps=first.input_steps, slices=first.slices, windows=first.windows,
+        activations=sum(p.activations for p in parts), arrays=sum(p.arrays for p in parts),
+        tiles=tuple(t for p in parts for t in p.tiles),
+        row_activations=sum(p.row_activations for p in parts),
+        col_activations=sum(p.col_activations for p in parts),
+        cell_activations=sum(p.cell_activations for p in parts),
+        accumulations=sum(p.accumulations for p in parts), macs=sum(p.macs for p in parts),
+        outputs=parts[-1].outputs)

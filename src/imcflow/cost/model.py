@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imcflow.cost.components import COMPONENTS, activation_time_s, array_area_mm2
-from imcflow.cost.counts import LayerCounts, count_layer
+from imcflow.cost.composite import count_composite
+from imcflow.cost.counts import LayerCounts, count_layer, merge_counts
 from imcflow.cost.results import MODES, LayerCost, NetworkCost
 from imcflow.errors import ConfigError, check_int
 from imcflow.hardware.array import ArraySpec
@@ -51,6 +52,24 @@ def cost_layer(counts: LayerCounts, preset: HardwarePreset, array: ArraySpec,
                      method=counts.method, counts=counts)
 
 
+def cost_factors(name: str, plan: LayerMapping, parts: list[LayerCounts], preset: HardwarePreset,
+                 array: ArraySpec, mode: str = "preloaded") -> LayerCost:
+    """Cost a composite layer from the counts of its factors (see :mod:`imcflow.cost.composite`):
+    energy adds up; latency adds up unless the plan pipelines the factors (``combine``); area adds up
+    when preloaded, and is one array's when time-multiplexed."""
+    costs = [cost_layer(c, preset, array, mode) for c in parts]
+    energy = {k: sum(c.energy_breakdown_j[k] for c in costs) for k in costs[0].energy_breakdown_j}
+    join_area = sum if check_mode(mode) == "preloaded" else max
+    area = {k: (None if any(c.area_breakdown_mm2[k] is None for c in costs)
+                else float(join_area(c.area_breakdown_mm2[k] for c in costs)))
+            for k in costs[0].area_breakdown_mm2}
+    latencies = [c.latency_s for c in costs]
+    latency = max(latencies) if getattr(plan, "combine", "sum") == "pipelined" else sum(latencies)
+    return LayerCost(ops=sum(c.ops for c in costs), latency_s=latency, energy_breakdown_j=energy,
+                     area_breakdown_mm2=area, layer=name, method=plan.method,
+                     counts=merge_counts(name, parts))
+
+
 @dataclass(frozen=True)
 class CostSettings:
     """What a network cost needs besides the network: preset, mode and input precision."""
@@ -83,16 +102,16 @@ def cost_mapping(mapping: NetworkMapping, method: str, settings: CostSettings) -
     dac_bits = settings.preset["dac.bits"]
     layers = []
     for report in mapping.layers:
-        if not isinstance(report.layer, ConvLayer):
-            # Composite layers (e.g. low-rank factor pairs) carry two plans; their tiles are not
-            # counted yet, and a cost without them would be silently wrong.
-            raise ConfigError(f"layer {report.layer.name!r} is a composite "
-                              f"({type(report.layer).__name__}); the cost model counts only conv and "
-                              f"linear layers so far")
         plan: LayerMapping = report.mappings[method]
-        counts = count_layer(report.layer, plan, mapping.array, input_bits=bits, dac_bits=dac_bits,
-                             geometry=mapping.options.geometry)
-        layers.append(cost_layer(counts, settings.preset, mapping.array, settings.mode))
+        if isinstance(report.layer, ConvLayer):
+            counts = count_layer(report.layer, plan, mapping.array, input_bits=bits, dac_bits=dac_bits,
+                                 geometry=mapping.options.geometry)
+            layers.append(cost_layer(counts, settings.preset, mapping.array, settings.mode))
+        else:
+            parts = count_composite(report.layer, plan, mapping.array, input_bits=bits,
+                                    dac_bits=dac_bits, geometry=mapping.options.geometry)
+            layers.append(cost_factors(report.layer.name, plan, parts, settings.preset, mapping.array,
+                                       settings.mode))
     a = mapping.array
     return NetworkCost(mapping.network, method, settings.preset.name, a.label, settings.mode, bits,
                        a.weight_bits, a.cell_bits, tuple(layers))
