@@ -242,6 +242,10 @@ def weight_encoding(config: SimConfig, weights: torch.Tensor, where: str) -> Wei
                           float((1 << config.cell_bits) - 1))
 
 
+# (integer type, largest bit count whose non-negative patterns it holds) for bit-plane extraction.
+_PLANE_INT_TYPES = ((torch.uint8, 8), (torch.int16, 15), (torch.int32, 31), (torch.int64, 63))
+
+
 @dataclass(frozen=True)
 class InputEncoding:
     """Input steps: ``planes(x)`` -> ``(steps, ...)`` and each step's digital coefficient."""
@@ -253,12 +257,16 @@ class InputEncoding:
     top_level: float  # largest |value| one step applies
 
     def planes(self, x: torch.Tensor) -> torch.Tensor:
+        """``(steps, *x.shape)`` in ``x``'s dtype: bit ``k`` of every value in plane ``k``."""
         if self.bits is None:
             return x[None]
-        xi = x.to(torch.int64)
+        # The narrowest integer type that holds every bit pattern: bit twiddling is memory bound.
+        dt = next(d for d, width in _PLANE_INT_TYPES if self.bits <= width)
+        xi = x.to(torch.int64 if self.twos_complement else dt)
         if self.twos_complement:
-            xi = xi & ((1 << self.bits) - 1)
-        return torch.stack([((xi >> k) & 1) for k in range(self.bits)]).to(x.dtype)
+            xi = (xi & ((1 << self.bits) - 1)).to(dt)
+        shifts = torch.arange(self.bits, dtype=dt).view(-1, *([1] * x.dim()))
+        return ((xi[None] >> shifts) & 1).to(x.dtype)
 
 
 def input_encoding(config: SimConfig, x: torch.Tensor, where: str) -> InputEncoding:

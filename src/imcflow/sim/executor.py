@@ -12,7 +12,7 @@ executes them:
    conductances of every column tile of that row slice (column tiles share their input, so they run in
    the same matmul; each is still counted as its own activation);
 4. each column read goes through the ADC, then slices, differential halves, offset columns and input
-   steps are recombined digitally (float64) and row tiles are summed;
+   steps are recombined digitally (input steps first, as one weighted sum) and row tiles are summed;
 5. outputs are scattered to ``(N, OC, Ho, Wo)``; outputs of windows beyond the map are discarded.
 
 Accumulation is exact: a matmul runs in float32 only when its largest possible column sum is below
@@ -99,6 +99,8 @@ class _RowTile:
     g: torch.Tensor  # (sets, rows, phys_cols)
     col_abs: torch.Tensor  # (sets, phys_cols): sum of |g| per column (ADC "max" full scale)
     bound: float  # largest column sum of |g|: decides whether float32 is exact
+    weight_bound: float  # largest column sum of |g| over weight columns only (not the offset columns)
+    ref_bound: float  # largest column sum of an offset (reference) column, 0 without them
     cache: dict = field(default_factory=dict)  # engine-specific derived tensors, per dtype
 
 
@@ -236,11 +238,13 @@ class CrossbarLayer:
         ncol = len(self.colcat)
         tile_of = torch.as_tensor(np.concatenate([np.full(len(c), j) for j, c in enumerate(tiles.col_index)]))
         self.ref_cols = len(tiles.col_index) if self.wenc.offset else 0
+        self.col_ref = tile_of.long()  # reference column (= column tile) of every weight column
         # Column tile of every physical column (slice-major weight columns, then offset columns).
         self.phys_tile = torch.cat([tile_of.repeat(self.cpw), torch.arange(self.ref_cols)]).long()
         gen = torch.Generator().manual_seed(
             (self.config.seed * 1_000_003 + zlib.crc32(tiles.layer.name.encode())) % (1 << 63))
         noise = self.config.noise if self.config.noise and self.config.noise.active else None
+        self.noisy = noise is not None  # conductances are no longer integers
         self.row_tiles: list[_RowTile] = []
         for r0, r1 in tiles.row_slices:
             w = mats[:, r0:r1][:, :, self.colcat]  # (S, k, N)
@@ -250,8 +254,10 @@ class CrossbarLayer:
             if noise is not None:
                 g = noise.apply(g, self.wenc.top_level, gen)
             col_abs = g.abs().sum(dim=1)
-            bound = float(col_abs.max()) if col_abs.numel() else 0.0
-            self.row_tiles.append(_RowTile(r0, r1, g, col_abs, bound))
+            nw = self.cpw * ncol
+            wb = float(col_abs[:, :nw].max()) if nw and col_abs.numel() else 0.0
+            rb = float(col_abs[:, nw:].max()) if self.ref_cols and col_abs.numel() else 0.0
+            self.row_tiles.append(_RowTile(r0, r1, g, col_abs, max(wb, rb), wb, rb))
         self.coef = self.wenc.coefficients()
         self._per_window = self._structure_counts()
 
@@ -327,8 +333,8 @@ class CrossbarLayer:
                 scales = [self._tile_max(rt.col_abs * enc.top_level) for rt in self.row_tiles]
             else:
                 scales = [torch.full_like(rt.col_abs, float(adc.full_scale)) for rt in self.row_tiles]
-        y = torch.zeros(n, geo.sets, len(self.colcat), *win.rows.shape[:1], win.cols.shape[0],
-                        dtype=torch.float64)
+        acc = self._accumulator_dtype(enc, adc is None)
+        y = torch.zeros(n, geo.sets, len(self.colcat), win.rows.shape[0], win.cols.shape[0], dtype=acc)
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
             planes = enc.planes(xp[n0:n1]).flatten(0, 1)
@@ -336,7 +342,7 @@ class CrossbarLayer:
                 v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc))
                 if adc is not None and scales is not None:
                     v = adc.convert(v, scales[i][None, None, :, :, None, None], signed_adc)
-                self._recombine(v, enc, y[n0:n1], self._sum_dtype(rt, enc, adc is None))
+                self._recombine(v, enc, y[n0:n1], self._step_dtype(rt, enc, adc is None))
         out = self._scatter(y)
         return SimResult(out[:, :, 0, 0] if flat else out, self.counters(n, enc.steps))
 
@@ -360,26 +366,62 @@ class CrossbarLayer:
                 peaks[i] = torch.maximum(peaks[i], v.abs().amax(dim=(0, 1, 4, 5)).to(peaks[i].dtype))
         return [self._tile_max(p) for p in peaks]
 
-    def _sum_dtype(self, rt: _RowTile, enc: InputEncoding, ideal_adc: bool) -> torch.dtype:
-        """float32 when every partial sum of the shift-and-add of this row tile stays below 2**24."""
-        total = rt.bound * enc.top_level * float(self.coef.abs().sum()) * sum(map(abs, enc.coefficients))
-        return torch.float32 if ideal_adc and total < _FLOAT32_EXACT else torch.float64
+    def _terms(self, enc: InputEncoding) -> list[tuple[float, bool]]:
+        """(digital weight, is an offset column) of every term of the shift-and-add of one output:
+        input steps x (physical columns of one weight, then its offset column)."""
+        cols = [(float(c), False) for c in self.coef] + ([(-float(self.wenc.offset), True)]
+                                                         if self.ref_cols else [])
+        return [(sq * c, ref) for sq in enc.coefficients for c, ref in cols]
+
+    def _accumulator_dtype(self, enc: InputEncoding, ideal_adc: bool) -> torch.dtype:
+        """float32 when every partial sum of the whole shift-and-add (all row tiles, slices, parts,
+        offset columns and input steps) stays below 2**24, so float32 arithmetic on integers is exact;
+        float64 otherwise, whenever an ADC scales the column values and whenever noise makes the
+        conductances non-integer (the error reported must be the device's, not float32 rounding).
+
+        Any partial sum, in any order, lies in ``[-neg, pos]`` where ``pos``/``neg`` add the largest
+        magnitudes of the positive/negative terms, so ``max(pos, neg) < 2**24`` is sufficient."""
+        if not ideal_adc or self.noisy:
+            return torch.float64
+        wb = sum(rt.weight_bound for rt in self.row_tiles) * enc.top_level
+        rb = sum(rt.ref_bound for rt in self.row_tiles) * enc.top_level
+        pos = neg = 0.0
+        for k, ref in self._terms(enc):
+            m = abs(k) * (rb if ref else wb)
+            pos, neg = (pos + m, neg) if k > 0 else (pos, neg + m)
+        return torch.float32 if max(pos, neg) < _FLOAT32_EXACT else torch.float64
+
+    def _step_dtype(self, rt: _RowTile, enc: InputEncoding, ideal_adc: bool) -> torch.dtype:
+        """float32 for the weighted sum over input steps of one row tile when it is exact there."""
+        if not ideal_adc or self.noisy:
+            return torch.float64
+        pos = sum(c for c in enc.coefficients if c > 0)
+        neg = -sum(c for c in enc.coefficients if c < 0)
+        exact = rt.bound * enc.top_level * max(pos, neg) < _FLOAT32_EXACT
+        return torch.float32 if exact else torch.float64
 
     def _recombine(self, v: torch.Tensor, enc: InputEncoding, out: torch.Tensor,
-                   dt: torch.dtype = torch.float64) -> None:
-        """Shift-and-add over input steps, slices and differential halves, minus the offset columns,
-        accumulated into ``out`` (n, S, N, Wh, Ww) float64. ``v``: (steps, n, S, phys, Wh, Ww)."""
+                   step_dtype: torch.dtype) -> None:
+        """Shift-and-add over input steps, then slices and differential halves, minus the offset
+        columns, accumulated into ``out`` (n, S, N, Wh, Ww). ``v``: (steps, n, S, phys, Wh, Ww).
+
+        The input steps are reduced first, as one weighted sum that reads ``v`` once (a matrix-vector
+        product over the step axis); slices and offset columns then act on the ``steps`` times smaller
+        result. Integer data stays exact: :meth:`_step_dtype` and :meth:`_accumulator_dtype` bound
+        every partial sum."""
         ncol = len(self.colcat)
-        y = torch.zeros(out.shape, dtype=dt) if dt != out.dtype else out
-        for q, sq in enumerate(enc.coefficients):
-            for c in range(self.cpw):
-                y.add_(v[q, :, :, c * ncol:(c + 1) * ncol], alpha=sq * float(self.coef[c]))
-            if self.ref_cols:
-                ref = v[q, :, :, self.cpw * ncol:]
-                for j, (c0, c1) in enumerate(self.col_tile_span):
-                    y[:, :, c0:c1].sub_(ref[:, :, j:j + 1], alpha=sq * self.wenc.offset)
-        if y is not out:
-            out.add_(y)
+        v = v.to(step_dtype)
+        if v.shape[0] == 1:
+            r = v[0] if enc.coefficients[0] == 1 else v[0] * enc.coefficients[0]
+        else:
+            r = torch.tensordot(torch.tensor(enc.coefficients, dtype=step_dtype), v, dims=1)
+        r = r.to(out.dtype)  # (n, S, phys, Wh, Ww)
+        for c in range(self.cpw):
+            out.add_(r[:, :, c * ncol:(c + 1) * ncol], alpha=float(self.coef[c]))
+        if self.ref_cols:
+            # Every weight column loses offset x the input sum its column tile's reference column read.
+            ref = r[:, :, self.cpw * ncol:].index_select(2, self.col_ref)
+            out.sub_(ref, alpha=self.wenc.offset)
 
     def _scatter(self, y: torch.Tensor) -> torch.Tensor:
         """(N, S, set columns in colcat order, Wh, Ww) -> (N, OC, Ho, Wo)."""
@@ -391,7 +433,9 @@ class CrossbarLayer:
         y = y.reshape(n, s, geo.groups_per_set, geo.a, geo.b, pr.oc, plan.windows_h, plan.windows_w)
         y = y.permute(0, 1, 2, 5, 6, 3, 7, 4)  # (N, S, gp, OC, Wh, a, Ww, b)
         y = y.reshape(n, s * geo.groups_per_set * pr.oc, plan.windows_h * geo.a, plan.windows_w * geo.b)
-        return y[:, : pr.groups * pr.oc, : plan.out_h, : plan.out_w].contiguous()
+        y = y[:, : pr.groups * pr.oc, : plan.out_h, : plan.out_w]
+        out = torch.empty(y.shape, dtype=torch.float64)  # one copy: reorder and widen together
+        return out.copy_(y)
 
 
 def reference_conv(layer, weight: torch.Tensor, x: torch.Tensor, geometry: str = "real") -> torch.Tensor:
