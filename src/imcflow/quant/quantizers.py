@@ -71,9 +71,11 @@ class WeightQuantizer(nn.Module):
 class UniformSymmetricWeight(WeightQuantizer):
     """Uniform symmetric quantizer, per output channel by default (``per_channel=False``: per tensor)."""
 
+    scheme = "uniform"
+
     def __init__(self, bits: int, per_channel: bool = True):
         super().__init__()
-        self.bits = check_int("bits", bits, 2, 16, where="uniform weight quantizer")
+        self.bits = check_int("bits", bits, 2, 16, where=f"{self.scheme} weight quantizer")
         self.per_channel = per_channel
         self.qmax = 2 ** (self.bits - 1) - 1
 
@@ -122,14 +124,14 @@ class DoReFaWeight(WeightQuantizer):
         return self.steps + 1
 
 
-class PowerOfTwoWeight(WeightQuantizer):
-    """Symmetric b-bit weights with a power-of-two scale ``2^-n`` (per tensor or per channel)."""
+class PowerOfTwoWeight(UniformSymmetricWeight):
+    """Symmetric b-bit weights with a power-of-two scale ``2^-n`` (per tensor or per channel): the
+    uniform quantizer with its scale rounded to a shift."""
+
+    scheme = "pow2"
 
     def __init__(self, bits: int, per_channel: bool = False):
-        super().__init__()
-        self.bits = check_int("bits", bits, 2, 16, where="pow2 weight quantizer")
-        self.per_channel = per_channel
-        self.qmax = 2 ** (self.bits - 1) - 1
+        super().__init__(bits, per_channel)
 
     def shift(self, w: torch.Tensor) -> torch.Tensor:
         """The integer n (per channel or scalar) of ``scale = 2^-n``: the finest scale that still
@@ -139,20 +141,6 @@ class PowerOfTwoWeight(WeightQuantizer):
 
     def _scale(self, w: torch.Tensor) -> torch.Tensor:
         return torch.exp2(-self.shift(w))
-
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        scale = self._scale(w)
-        return round_ste(w / scale).clamp(-self.qmax, self.qmax) * scale
-
-    def integer(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scale = self._scale(w)
-        return torch.round(w.detach() / scale).clamp(-self.qmax, self.qmax).to(torch.int32), scale
-
-    def levels(self) -> int:
-        return 2 * self.qmax + 1
-
-    def extra_repr(self) -> str:
-        return f"bits={self.bits}, per_channel={self.per_channel}"
 
 
 class ClampedUniformActivation(nn.Module):
