@@ -118,8 +118,13 @@ class _Windows:
 
 
 # An engine computes the column values of one row tile for a chunk of bit planes:
-# (layer, planes (steps*n, C, Hp, Wp), row tile, windows, steps, dtype) -> (steps, n, S, phys, Wh, Ww).
-Engine = Callable[["CrossbarLayer", torch.Tensor, _RowTile, _Windows, int, torch.dtype], torch.Tensor]
+# (layer, planes (steps*n, C, Hp, Wp), row tile, windows, steps, dtype, step weights) ->
+# (steps, n, Wh, Ww, S, phys), columns last so the shift-and-add and the ADC act on contiguous column
+# vectors. With step weights (a tuple, one per step) it returns (1, n, Wh, Ww, S, phys): the column
+# values of every step weighted and summed (only used when that sum is exact and no ADC reads the
+# individual steps).
+Engine = Callable[["CrossbarLayer", torch.Tensor, _RowTile, _Windows, int, torch.dtype,
+                   "tuple[float, ...] | None"], torch.Tensor]
 _ENGINES: dict[str, Engine] = {}
 
 
@@ -130,9 +135,10 @@ def register_engine(name: str, engine: Engine) -> Engine:
 
 
 def _gather_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win: _Windows, steps: int,
-                   dt: torch.dtype) -> torch.Tensor:
+                   dt: torch.dtype, step_weights: tuple[float, ...] | None = None) -> torch.Tensor:
     """Reference engine: gather every window's PW vector with index tensors, then one batched matmul
-    over tile sets (``(S, windows, rows) @ (S, rows, phys)``)."""
+    over tile sets (``(S, windows, rows) @ (S, rows, phys)``); step weights are applied afterwards, one
+    step at a time."""
     geo = sim.tiles.geo
     b = planes.shape[0]
     g = planes[:, :, win.rows[:, :, None, None], win.cols[None, None, :, :]]  # (B, C, Wh, ph, Ww, pw)
@@ -143,7 +149,10 @@ def _gather_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win
     g = g.reshape(b * win.count, geo.sets, geo.set_rows)[:, :, rt.r0:rt.r1].transpose(0, 1)
     v = torch.bmm(g.to(dt), rt.g.to(dt))  # (S, B*windows, phys)
     v = v.reshape(geo.sets, steps, b // steps, win.rows.shape[0], win.cols.shape[0], -1)
-    return v.permute(1, 2, 0, 5, 3, 4)
+    v = v.permute(1, 2, 3, 4, 0, 5)
+    if step_weights is None:
+        return v
+    return sum(w * v[q] for q, w in enumerate(step_weights))[None]  # type: ignore[index]
 
 
 def _axis_kernel(pos: tuple[int, ...]) -> tuple[torch.Tensor, int]:
@@ -157,12 +166,20 @@ def _axis_kernel(pos: tuple[int, ...]) -> tuple[torch.Tensor, int]:
 
 
 def _conv_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win: _Windows, steps: int,
-                 dt: torch.dtype) -> torch.Tensor:
+                 dt: torch.dtype, step_weights: tuple[float, ...] | None = None) -> torch.Tensor:
     """Default engine: the same products through torch's strided convolution primitive, without
     materialising the gathered vectors. The tile's conductance matrix is laid out as a kernel over the
     PW (row ``c*P + y*PWw + x`` -> channel c, kernel position of PW pixel (y, x)); the stride is the
     window step (a*s, b*s), so output position (py, px) is window (py, px) and output channel p is
-    physical column p. Rows outside the tile's slice are zero in that kernel."""
+    physical column p. Rows outside the tile's slice are zero in that kernel.
+
+    Input and kernel are channels-last (measured ~1.6x faster than NCHW for these many-output-channel
+    kernels on one CPU thread), which also makes the output columns-last as the executor wants it.
+
+    With step weights, the input steps become input channels (set-major, then step, then channel) and
+    the kernel holds ``weight_q * g`` for step q: the convolution still performs every cell x input-bit
+    product, but accumulates the weighted steps itself instead of writing one output per step (a
+    ``steps`` times smaller output and a ``steps`` times deeper, more efficient matrix product)."""
     geo = sim.tiles.geo
     pr = geo.problem
     key = ("conv", dt)
@@ -180,9 +197,18 @@ def _conv_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win: 
         kernel[:, cs, ih[yy], iw[xx], :] = rt.g.to(dt)
         kernel = kernel.permute(0, 4, 1, 2, 3).reshape(sets * phys, cs_hi - cs_lo + 1, *kernel.shape[2:4])
         chans = (torch.arange(sets)[:, None] * geo.set_rows // p + torch.arange(cs_lo, cs_hi + 1)).ravel()
-        rt.cache[key] = (kernel.contiguous(), chans, (dh, dw), cs_lo, cs_hi)
+        rt.cache[key] = (kernel.contiguous(memory_format=torch.channels_last), chans, (dh, dw), cs_lo,
+                         cs_hi)
     kernel, chans, dil, cs_lo, cs_hi = rt.cache[key]
     sets = geo.sets
+    if step_weights is not None:
+        fkey = ("conv-steps", dt, step_weights)
+        if fkey not in rt.cache:
+            k = kernel.reshape(sets, -1, *kernel.shape[1:])  # (S, phys, cs, kh, kw)
+            k = torch.stack([w * k for w in step_weights], dim=2)  # (S, phys, steps, cs, kh, kw)
+            rt.cache[fkey] = k.reshape(kernel.shape[0], -1, *kernel.shape[2:]).contiguous(
+                memory_format=torch.channels_last)
+        kernel = rt.cache[fkey]
     if sets == 1:
         inp = planes[:, cs_lo:cs_hi + 1]
     else:
@@ -190,11 +216,19 @@ def _conv_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win: 
         if planes.shape[1] < need:  # zero channels of the padding groups of the last set
             planes = F.pad(planes, (0, 0, 0, 0, 0, need - planes.shape[1]))
         inp = planes if len(chans) == need else planes.index_select(1, chans)
-    v = F.conv2d(inp.to(dt), kernel, stride=(geo.a * pr.stride_h, geo.b * pr.stride_w), dilation=dil,
+    n = planes.shape[0] // steps
+    if step_weights is None:
+        inp = inp.to(dt).contiguous(memory_format=torch.channels_last)
+    else:  # (steps*n, S*cs, H, W) -> channels-last (n, S*steps*cs, H, W) in one copy
+        h, w = inp.shape[2:]
+        inp = inp.reshape(steps, n, sets, -1, h, w).permute(1, 4, 5, 2, 0, 3).to(dt).contiguous()
+        inp = inp.reshape(n, h, w, -1).permute(0, 3, 1, 2)
+        steps = 1
+    v = F.conv2d(inp, kernel, stride=(geo.a * pr.stride_h, geo.b * pr.stride_w), dilation=dil,
                  groups=sets)
     wh, ww = win.rows.shape[0], win.cols.shape[0]
-    v = v[:, :, :wh, :ww]
-    return v.reshape(steps, planes.shape[0] // steps, sets, -1, wh, ww)
+    v = v.permute(0, 2, 3, 1)[:, :wh, :ww]  # (B, Wh, Ww, S*phys), contiguous when nothing is cut
+    return v.reshape(steps, n, wh, ww, sets, -1)
 
 
 register_engine("conv", _conv_engine)
@@ -221,7 +255,9 @@ class CrossbarLayer:
     9
     """
 
-    def __init__(self, tiles: LayerTiles, config: SimConfig | None = None, engine: str = "conv") -> None:
+    def __init__(self, tiles: LayerTiles, config: SimConfig | None = None, engine: str = "conv",
+                 fuse_steps: bool = True) -> None:
+        self.fuse_steps = fuse_steps
         if engine not in _ENGINES:
             raise UnknownNameError(f"unknown simulator engine {engine!r}; known: {', '.join(_ENGINES)}")
         self.engine = _ENGINES[engine]
@@ -238,7 +274,8 @@ class CrossbarLayer:
         ncol = len(self.colcat)
         tile_of = torch.as_tensor(np.concatenate([np.full(len(c), j) for j, c in enumerate(tiles.col_index)]))
         self.ref_cols = len(tiles.col_index) if self.wenc.offset else 0
-        self.col_ref = tile_of.long()  # reference column (= column tile) of every weight column
+        self.equal_col_tiles = len({len(c) for c in tiles.col_index}) == 1
+        self.col_blocks = _column_blocks(self.colcat, tiles.geo, len(tiles.col_index))
         # Column tile of every physical column (slice-major weight columns, then offset columns).
         self.phys_tile = torch.cat([tile_of.repeat(self.cpw), torch.arange(self.ref_cols)]).long()
         gen = torch.Generator().manual_seed(
@@ -334,20 +371,27 @@ class CrossbarLayer:
             else:
                 scales = [torch.full_like(rt.col_abs, float(adc.full_scale)) for rt in self.row_tiles]
         acc = self._accumulator_dtype(enc, adc is None)
-        y = torch.zeros(n, geo.sets, len(self.colcat), win.rows.shape[0], win.cols.shape[0], dtype=acc)
+        y = torch.zeros(n, win.rows.shape[0], win.cols.shape[0], geo.sets, len(self.colcat), dtype=acc)
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
             planes = enc.planes(xp[n0:n1]).flatten(0, 1)
             for i, rt in enumerate(self.row_tiles):
-                v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc))
+                step_dt = self._step_dtype(rt, enc, adc is None)
+                if self._fuse_steps(enc, adc is None, step_dt):
+                    v = self.engine(self, planes, rt, win, enc.steps, step_dt, enc.coefficients)
+                    self._recombine(v, (1.0,), y[n0:n1], step_dt)
+                    continue
+                v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc), None)
                 if adc is not None and scales is not None:
-                    v = adc.convert(v, scales[i][None, None, :, :, None, None], signed_adc)
-                self._recombine(v, enc, y[n0:n1], self._step_dtype(rt, enc, adc is None))
+                    v = adc.convert(v, scales[i], signed_adc)
+                self._recombine(v, enc.coefficients, y[n0:n1], step_dt)
         out = self._scatter(y)
         return SimResult(out[:, :, 0, 0] if flat else out, self.counters(n, enc.steps))
 
     def _dtype(self, rt: _RowTile, enc: InputEncoding) -> torch.dtype:
-        return torch.float32 if rt.bound * enc.top_level < _FLOAT32_EXACT else torch.float64
+        # Noisy conductances are not integers: float64, so the error seen is the device's alone.
+        exact32 = not self.noisy and rt.bound * enc.top_level < _FLOAT32_EXACT
+        return torch.float32 if exact32 else torch.float64
 
     def _tile_max(self, per_col: torch.Tensor) -> torch.Tensor:
         """Each physical column's value replaced by the maximum over its column tile (per set)."""
@@ -362,8 +406,8 @@ class CrossbarLayer:
         for n0 in range(0, xp.shape[0], chunk):
             planes = enc.planes(xp[n0:n0 + chunk]).flatten(0, 1)
             for i, rt in enumerate(self.row_tiles):
-                v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc))
-                peaks[i] = torch.maximum(peaks[i], v.abs().amax(dim=(0, 1, 4, 5)).to(peaks[i].dtype))
+                v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc), None)
+                peaks[i] = torch.maximum(peaks[i], v.abs().amax(dim=(0, 1, 2, 3)).to(peaks[i].dtype))
         return [self._tile_max(p) for p in peaks]
 
     def _terms(self, enc: InputEncoding) -> list[tuple[float, bool]]:
@@ -400,10 +444,18 @@ class CrossbarLayer:
         exact = rt.bound * enc.top_level * max(pos, neg) < _FLOAT32_EXACT
         return torch.float32 if exact else torch.float64
 
-    def _recombine(self, v: torch.Tensor, enc: InputEncoding, out: torch.Tensor,
+    def _fuse_steps(self, enc: InputEncoding, ideal_adc: bool, step_dtype: torch.dtype) -> bool:
+        """Whether the engine may sum the weighted input steps itself. Only where it is provably
+        identical to summing them afterwards: no ADC reads the steps one by one, the conductances are
+        integers (no noise) and ``step_dtype`` holds every partial sum exactly (all sums are then exact
+        integers, in any order). ``fuse_steps=False`` turns it off (the tests compare both)."""
+        return (self.fuse_steps and enc.steps > 1 and ideal_adc and not self.noisy
+                and step_dtype == torch.float32)
+
+    def _recombine(self, v: torch.Tensor, step_weights: tuple[float, ...], out: torch.Tensor,
                    step_dtype: torch.dtype) -> None:
         """Shift-and-add over input steps, then slices and differential halves, minus the offset
-        columns, accumulated into ``out`` (n, S, N, Wh, Ww). ``v``: (steps, n, S, phys, Wh, Ww).
+        columns, accumulated into ``out`` (n, Wh, Ww, S, N). ``v``: (steps, n, Wh, Ww, S, phys).
 
         The input steps are reduced first, as one weighted sum that reads ``v`` once (a matrix-vector
         product over the step axis); slices and offset columns then act on the ``steps`` times smaller
@@ -412,30 +464,57 @@ class CrossbarLayer:
         ncol = len(self.colcat)
         v = v.to(step_dtype)
         if v.shape[0] == 1:
-            r = v[0] if enc.coefficients[0] == 1 else v[0] * enc.coefficients[0]
+            r = v[0] if step_weights[0] == 1 else v[0] * step_weights[0]
         else:
-            r = torch.tensordot(torch.tensor(enc.coefficients, dtype=step_dtype), v, dims=1)
-        r = r.to(out.dtype)  # (n, S, phys, Wh, Ww)
+            r = torch.tensordot(torch.tensor(step_weights, dtype=step_dtype), v, dims=1)
+        r = r.to(out.dtype)  # (n, Wh, Ww, S, phys)
         for c in range(self.cpw):
-            out.add_(r[:, :, c * ncol:(c + 1) * ncol], alpha=float(self.coef[c]))
+            out.add_(r[..., c * ncol:(c + 1) * ncol], alpha=float(self.coef[c]))
         if self.ref_cols:
-            # Every weight column loses offset x the input sum its column tile's reference column read.
-            ref = r[:, :, self.cpw * ncol:].index_select(2, self.col_ref)
-            out.sub_(ref, alpha=self.wenc.offset)
+            # Every weight column loses offset x the input sum its column tile's reference column read
+            # (broadcast per column tile: a gather along the last axis is several times slower).
+            ref = r[..., self.cpw * ncol:]
+            if self.equal_col_tiles:
+                out.view(*out.shape[:-1], self.ref_cols, -1).sub_(ref[..., None], alpha=self.wenc.offset)
+            else:
+                for j, (c0, c1) in enumerate(self.col_tile_span):
+                    out[..., c0:c1].sub_(ref[..., j:j + 1], alpha=self.wenc.offset)
 
     def _scatter(self, y: torch.Tensor) -> torch.Tensor:
-        """(N, S, set columns in colcat order, Wh, Ww) -> (N, OC, Ho, Wo)."""
+        """(N, Wh, Ww, S, set columns in colcat order) -> (N, OC, Ho, Wo)."""
         t = self.tiles
         geo, plan = t.geo, t.plan
         pr = geo.problem
-        n, s = y.shape[:2]
-        y = y[:, :, self.inverse]
-        y = y.reshape(n, s, geo.groups_per_set, geo.a, geo.b, pr.oc, plan.windows_h, plan.windows_w)
-        y = y.permute(0, 1, 2, 5, 6, 3, 7, 4)  # (N, S, gp, OC, Wh, a, Ww, b)
+        n, s = y.shape[0], y.shape[3]
+        wh, ww = plan.windows_h, plan.windows_w
+        if self.col_blocks is not None:  # colcat = (output-channel blocks, offsets, channels of a block)
+            t_, ct = self.col_blocks
+            y = y.reshape(n, wh, ww, s, t_, geo.a, geo.b, ct)
+            y = y.permute(0, 3, 4, 7, 1, 5, 2, 6)  # (N, S, blocks, ct, Wh, a, Ww, b)
+        else:
+            y = y[..., self.inverse]
+            y = y.reshape(n, wh, ww, s, geo.groups_per_set, geo.a, geo.b, pr.oc)
+            y = y.permute(0, 3, 4, 7, 1, 5, 2, 6)  # (N, S, gp, OC, Wh, a, Ww, b)
         y = y.reshape(n, s * geo.groups_per_set * pr.oc, plan.windows_h * geo.a, plan.windows_w * geo.b)
         y = y[:, : pr.groups * pr.oc, : plan.out_h, : plan.out_w]
         out = torch.empty(y.shape, dtype=torch.float64)  # one copy: reorder and widen together
         return out.copy_(y)
+
+
+def _column_blocks(colcat: torch.Tensor, geo, col_tiles: int) -> tuple[int, int] | None:
+    """``(T, ct)`` when the executed column order is ``T`` blocks of ``ct`` output channels, each
+    offset-major (``T = 1``: the set matrix's own order; ``T`` = column tiles: VW-SDK's whole-channel
+    tiles), so scattering is a reshape and a permute instead of a gather (several times faster);
+    None otherwise."""
+    ab, oc = geo.a * geo.b, geo.problem.oc
+    if geo.groups_per_set > 1:  # groups packed in one set: (gp, offsets, OC) when in natural order
+        return (geo.groups_per_set, oc) if torch.equal(colcat, torch.arange(len(colcat))) else None
+    for t_ in sorted({1, col_tiles}):
+        if oc % t_ == 0:
+            order = torch.arange(ab * oc).reshape(ab, t_, oc // t_).permute(1, 0, 2).reshape(-1)
+            if torch.equal(order, colcat):
+                return t_, oc // t_
+    return None
 
 
 def reference_conv(layer, weight: torch.Tensor, x: torch.Tensor, geometry: str = "real") -> torch.Tensor:

@@ -1,0 +1,129 @@
+"""The executor's fast paths equal its reference paths: steps summed inside the convolution (fused) vs
+one output per input step, the conv engine vs the explicit gather engine (with ADC clipping, calibrated
+and fixed full scales, and device noise), block scatter vs gather scatter, float32 vs float64
+accumulation near the 2**24 limit."""
+from __future__ import annotations
+
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from imcflow.hardware.array import ArraySpec
+from imcflow.mapping import MappingOptions
+from imcflow.sim import AdcSpec, CrossbarLayer, NoiseSpec, SimConfig, build_tiles, reference_conv
+from imcflow.layers import ConvLayer
+
+from test_sim_exact import METHODS, layers
+
+torch.set_num_threads(1)
+
+
+def _data(layer, config, signed_x, seed, batch=2):
+    gen = torch.Generator().manual_seed(seed)
+    lo, hi = config.weight_range() or (-20, 20)
+    w = torch.randint(lo, hi + 1, (layer.out_channels, layer.group_in_channels, *layer.kernel_size),
+                      generator=gen).double()
+    ib = config.input_bits or 6
+    xlo, xhi = (-(1 << (ib - 1)), (1 << (ib - 1)) - 1) if signed_x else (0, (1 << ib) - 1)
+    x = torch.randint(xlo, xhi + 1, (batch, layer.in_channels, *layer.input_size), generator=gen).double()
+    return w, x
+
+
+def _runs(layer, array, method, config, x, w, variants):
+    tiles = build_tiles(layer, w, array, method, MappingOptions())
+    return [CrossbarLayer(tiles, config, **kw).run(x) for kw in variants]
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(layer=layers(), arr=st.sampled_from([(16, 16), (32, 8), (24, 40)]),
+       method=st.sampled_from(METHODS),
+       wb_cb=st.sampled_from([(1, 1), (4, 2), (8, 2), (8, 3)]),
+       signed=st.sampled_from(["offset", "differential"]), ib=st.sampled_from([2, 5, 8]),
+       signed_x=st.booleans())
+def test_fused_steps_equal_per_step_outputs_and_gather(layer, arr, method, wb_cb, signed, ib, signed_x):
+    wb, cb = wb_cb
+    array = ArraySpec(arr[0], max(arr[1], 8), cell_bits=cb, weight_bits=wb)
+    cfg = SimConfig(weight_bits=wb, cell_bits=cb, signed=signed, input_bits=ib)
+    w, x = _data(layer, cfg, signed_x, seed=ib)
+    fused, per_step, gather = _runs(layer, array, method, cfg, x, w,
+                                    [{}, {"fuse_steps": False}, {"engine": "gather"}])
+    ref = reference_conv(layer, w, x)
+    for r in (fused, per_step, gather):
+        assert torch.equal(r.output, ref)
+        assert r.counters == fused.counters
+
+
+def _adc_configs():
+    base = dict(weight_bits=4, cell_bits=2, input_bits=4)
+    for fs in ("max", "calibrated", 9.0):
+        for bits in (2, 3, 12):
+            for rounding in ("nearest", "floor"):
+                yield SimConfig(**base, adc=AdcSpec(bits, full_scale=fs, rounding=rounding))
+    yield SimConfig(weight_bits=4, cell_bits=2, signed="differential", input_bits=3, adc=AdcSpec(3))
+    yield SimConfig(weight_bits=4, cell_bits=4, adc=AdcSpec(5, "calibrated"))  # one signed input step
+
+
+def test_adc_paths_equal_between_engines_and_fusion_settings():
+    """Per-column ADC reads (clipping, rounding, every full-scale mode): the conv engine and the
+    gather engine give identical outputs; fusion never applies when an ADC reads the steps."""
+    layer = ConvLayer("c", 6, 10, 3, input_size=7, padding=1, stride=2)
+    array = ArraySpec(24, 16, cell_bits=2, weight_bits=4)
+    clipped = 0
+    for cfg in _adc_configs():
+        w, x = _data(layer, cfg, signed_x=cfg.input_bits is None, seed=3)
+        for method in METHODS:
+            conv, per_step, gather = _runs(layer, array, method, cfg, x, w,
+                                           [{}, {"fuse_steps": False}, {"engine": "gather"}])
+            assert torch.equal(conv.output, gather.output), (cfg, method)
+            assert torch.equal(conv.output, per_step.output)
+            assert conv.counters == gather.counters
+            clipped += not torch.equal(conv.output, reference_conv(layer, w, x))
+    assert clipped > 0  # the coarse settings really change the result
+
+
+def test_noise_paths_agree_between_engines_and_are_seeded():
+    layer = ConvLayer("c", 5, 7, 3, input_size=6, padding=1)
+    array = ArraySpec(32, 16, cell_bits=2, weight_bits=4)
+    for noise in (NoiseSpec(sigma=0.1), NoiseSpec(stuck_on_rate=0.05, stuck_off_rate=0.05)):
+        cfg = SimConfig(weight_bits=4, cell_bits=2, input_bits=4, noise=noise, seed=7)
+        w, x = _data(layer, cfg, False, seed=1)
+        for method in METHODS:
+            conv, per_step, gather, again = _runs(layer, array, method, cfg, x, w,
+                                                  [{}, {"fuse_steps": False}, {"engine": "gather"}, {}])
+            assert torch.equal(conv.output, again.output)  # same seed, same draw
+            assert torch.equal(conv.output, per_step.output)  # fusion is off with noise
+            # Same products summed in a different order: equal up to float rounding.
+            assert torch.allclose(conv.output, gather.output, rtol=1e-9, atol=1e-6)
+            assert not torch.equal(conv.output, reference_conv(layer, w, x))
+
+
+def test_block_scatter_equals_gather_scatter():
+    """VW-SDK's whole-channel column tiles are scattered by reshape + permute; the generic gather by
+    the inverse column permutation gives the same output."""
+    layer = ConvLayer("c", 4, 12, 3, input_size=9, padding=1)
+    w, x = _data(layer, SimConfig(), False, seed=5)
+    for arr in ((64, 16), (64, 24), (128, 64)):
+        tiles = build_tiles(layer, w, ArraySpec(*arr), "vwsdk")
+        fast = CrossbarLayer(tiles)
+        slow = CrossbarLayer(tiles)
+        slow.col_blocks = None
+        assert torch.equal(fast.run(x).output, slow.run(x).output)
+        assert torch.equal(fast.run(x).output, reference_conv(layer, w, x))
+
+
+def test_float64_fallback_near_the_float32_limit_stays_exact():
+    """Values whose column sums exceed 2**24 run in float64; just below, float32; both exact."""
+    layer = ConvLayer("c", 14, 6, 3, input_size=5, padding=1)
+    array = ArraySpec(128, 64)
+    gen = torch.Generator().manual_seed(0)
+    for w_hi, x_hi in ((1 << 11, 1 << 12), (40, 60), (1, (1 << 20))):
+        w = torch.randint(-w_hi, w_hi + 1, (6, 14, 3, 3), generator=gen).double()
+        x = torch.randint(0, x_hi + 1, (2, 14, 5, 5), generator=gen).double()
+        for method in METHODS:
+            res = CrossbarLayer(build_tiles(layer, w, array, method)).run(x)
+            assert torch.equal(res.output, reference_conv(layer, w, x)), (w_hi, x_hi, method)
+    cfg = SimConfig(weight_bits=16, cell_bits=4, input_bits=16)
+    w = torch.randint(-(1 << 15), 1 << 15, (6, 14, 3, 3), generator=gen).double()
+    x = torch.randint(0, 1 << 16, (2, 14, 5, 5), generator=gen).double()
+    tiles = build_tiles(layer, w, ArraySpec(128, 64, cell_bits=4, weight_bits=16), "vwsdk")
+    assert torch.equal(CrossbarLayer(tiles, cfg).run(x).output, reference_conv(layer, w, x))
