@@ -35,6 +35,8 @@ def test_verify_bad_arguments_exit_2(capsys):
     assert main(["verify", "--layer", "8,8,3,3,8,8", "--adc-bits", "0"]) == 2
     assert "adc_bits" in capsys.readouterr().err
     assert main(["verify", "--layer", "8,8,3,3,8,8", "--method", "nope"]) == 2
+    assert main(["verify", "--layer", "8,8,3,3,8,8", "--threads", "0"]) == 2
+    assert "--threads" in capsys.readouterr().err
 
 
 def test_verify_builtin_model_all_methods(capsys):

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stuck-off", type=float, default=0.0, help="stuck-at-off cell rate")
     p.add_argument("--seed", type=int, default=0, help="seed of the random data and the noise")
     p.add_argument("--batch", type=int, default=1, help="images per layer (default 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: verify runs many small products, for which one "
+                        "thread is fastest, and several threads stall badly on a busy machine)")
     c.add_output_arguments(p)
     p.set_defaults(handler=run)
 
@@ -57,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from imcflow.report.table import render_table
     from imcflow.sim.verify import verify_network
 
+    import torch
+
+    torch.set_num_threads(check_int("--threads", args.threads, 1))
     network = c.network_from_args(args)
     array = c.array_from_args(args)
     config = config_from_args(args)

@@ -6,19 +6,25 @@ executes them:
 
 1. the input is padded (real geometry; the paper geometry is a valid stride-1 convolution) and extended
    with zeros for edge windows that stick out of the output map;
-2. every window's PW input vector is gathered with index tensors (no loop over windows), one bit plane
-   per input step stacked on the batch axis;
-3. per row tile, one batched matmul over tile sets multiplies the gathered vectors by the physical
-   conductances of every column tile of that row slice (column tiles share their input, so they run in
-   the same matmul; each is still counted as its own activation);
-4. each column read goes through the ADC, then slices, differential halves, offset columns and input
-   steps are recombined digitally (input steps first, as one weighted sum) and row tiles are summed;
+2. one bit plane per input step, stacked on the batch axis;
+3. per row tile, an *engine* multiplies every window's PW input vector by the physical conductances of
+   every column tile of that row slice (column tiles share their input, so they run in the same
+   product; each is still counted as its own activation), batched over windows, images and tile sets:
+   ``"conv"`` (default) lays the tile out as a strided convolution kernel over the PW, ``"gather"``
+   (reference) gathers the window vectors and runs a batched matmul;
+4. each column read of each step goes through the ADC, then the input steps are summed with their
+   weights ``2**k`` (one weighted sum), then slices, differential halves and offset columns are
+   recombined digitally and row tiles are summed;
 5. outputs are scattered to ``(N, OC, Ho, Wo)``; outputs of windows beyond the map are discarded.
 
-Accumulation is exact: a matmul runs in float32 only when its largest possible column sum is below
-2**24 (every integer up to that is a float32), else in float64. Counters are derived from the tile
-structure that was executed: activations = windows x batch x tiles, which the verifier compares with
-the plan's ``cycles``.
+Exactness: products and sums run in float32 only when a bound on every partial sum is below 2**24
+(every integer up to that is a float32), else in float64; noisy conductances always use float64.
+One fast path, used only where it is provably identical: with no ADC and integer conductances the
+per-step column values need not exist on their own, so the conv engine takes the steps as extra input
+channels and sums the weighted steps inside the convolution (every cell x input-bit product is still
+computed; ``fuse_steps=False`` turns it off and the tests compare both). Counters are derived from the
+tile structure that was executed: activations = windows x batch x tiles, which the verifier compares
+with the plan's ``cycles``.
 """
 from __future__ import annotations
 
