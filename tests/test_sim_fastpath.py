@@ -1,5 +1,5 @@
-"""The executor's fast paths equal its reference paths: steps summed inside the convolution (fused) vs
-one output per input step, the conv engine vs the explicit gather engine (with ADC clipping, calibrated
+"""The executor's fast paths equal its reference paths: steps and row tiles summed inside the product
+(fused) vs one output per row tile and input step, the conv engine vs the explicit gather engine (with ADC clipping, calibrated
 and fixed full scales, and device noise), block scatter vs gather scatter, float32 vs float64
 accumulation near the 2**24 limit."""
 from __future__ import annotations
@@ -38,15 +38,15 @@ def _runs(layer, array, method, config, x, w, variants):
 @given(layer=layers(), arr=st.sampled_from([(16, 16), (32, 8), (24, 40)]),
        method=st.sampled_from(METHODS),
        wb_cb=st.sampled_from([(1, 1), (4, 2), (8, 2), (8, 3)]),
-       signed=st.sampled_from(["offset", "differential"]), ib=st.sampled_from([2, 5, 8]),
+       signed=st.sampled_from(["offset", "differential"]), ib=st.sampled_from([None, 2, 5, 8]),
        signed_x=st.booleans())
-def test_fused_steps_equal_per_step_outputs_and_gather(layer, arr, method, wb_cb, signed, ib, signed_x):
+def test_fused_passes_equal_per_tile_per_step_outputs(layer, arr, method, wb_cb, signed, ib, signed_x):
     wb, cb = wb_cb
     array = ArraySpec(arr[0], max(arr[1], 8), cell_bits=cb, weight_bits=wb)
     cfg = SimConfig(weight_bits=wb, cell_bits=cb, signed=signed, input_bits=ib)
-    w, x = _data(layer, cfg, signed_x, seed=ib)
+    w, x = _data(layer, cfg, signed_x, seed=ib or 1)
     fused, per_step, gather = _runs(layer, array, method, cfg, x, w,
-                                    [{}, {"fuse_steps": False}, {"engine": "gather"}])
+                                    [{}, {"fused": False}, {"engine": "gather", "fused": False}])
     ref = reference_conv(layer, w, x)
     for r in (fused, per_step, gather):
         assert torch.equal(r.output, ref)
@@ -73,7 +73,7 @@ def test_adc_paths_equal_between_engines_and_fusion_settings():
         w, x = _data(layer, cfg, signed_x=cfg.input_bits is None, seed=3)
         for method in METHODS:
             conv, per_step, gather = _runs(layer, array, method, cfg, x, w,
-                                           [{}, {"fuse_steps": False}, {"engine": "gather"}])
+                                           [{}, {"fused": False}, {"engine": "gather"}])
             assert torch.equal(conv.output, gather.output), (cfg, method)
             assert torch.equal(conv.output, per_step.output)
             assert conv.counters == gather.counters
@@ -89,7 +89,7 @@ def test_noise_paths_agree_between_engines_and_are_seeded():
         w, x = _data(layer, cfg, False, seed=1)
         for method in METHODS:
             conv, per_step, gather, again = _runs(layer, array, method, cfg, x, w,
-                                                  [{}, {"fuse_steps": False}, {"engine": "gather"}, {}])
+                                                  [{}, {"fused": False}, {"engine": "gather"}, {}])
             assert torch.equal(conv.output, again.output)  # same seed, same draw
             assert torch.equal(conv.output, per_step.output)  # fusion is off with noise
             # Same products summed in a different order: equal up to float rounding.
@@ -116,12 +116,13 @@ def test_float64_fallback_near_the_float32_limit_stays_exact():
     layer = ConvLayer("c", 14, 6, 3, input_size=5, padding=1)
     array = ArraySpec(128, 64)
     gen = torch.Generator().manual_seed(0)
-    for w_hi, x_hi in ((1 << 11, 1 << 12), (40, 60), (1, (1 << 20))):
+    for w_hi, x_hi in ((1 << 11, 1 << 12), (40, 60), (1, (1 << 20)), (1 << 6, 1 << 11)):
         w = torch.randint(-w_hi, w_hi + 1, (6, 14, 3, 3), generator=gen).double()
         x = torch.randint(0, x_hi + 1, (2, 14, 5, 5), generator=gen).double()
         for method in METHODS:
-            res = CrossbarLayer(build_tiles(layer, w, array, method)).run(x)
-            assert torch.equal(res.output, reference_conv(layer, w, x)), (w_hi, x_hi, method)
+            for arr in (array, ArraySpec(32, 64)):  # one row tile; several (merged when exact)
+                res = CrossbarLayer(build_tiles(layer, w, arr, method)).run(x)
+                assert torch.equal(res.output, reference_conv(layer, w, x)), (w_hi, x_hi, method)
     cfg = SimConfig(weight_bits=16, cell_bits=4, input_bits=16)
     w = torch.randint(-(1 << 15), 1 << 15, (6, 14, 3, 3), generator=gen).double()
     x = torch.randint(0, 1 << 16, (2, 14, 5, 5), generator=gen).double()

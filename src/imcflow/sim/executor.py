@@ -20,9 +20,10 @@ executes them:
 Exactness: products and sums run in float32 only when a bound on every partial sum is below 2**24
 (every integer up to that is a float32), else in float64; noisy conductances always use float64.
 One fast path, used only where it is provably identical: with no ADC and integer conductances the
-per-step column values need not exist on their own, so the conv engine takes the steps as extra input
-channels and sums the weighted steps inside the convolution (every cell x input-bit product is still
-computed; ``fuse_steps=False`` turns it off and the tests compare both). Counters are derived from the
+per-step and per-row-tile column values need not exist on their own, so the engine runs all row tiles
+as one and the conv engine takes the steps as extra input channels, summing the weighted steps inside
+the convolution (every cell x input-bit product is still computed; ``fused=False`` turns it off and
+the tests compare both). Counters are derived from the
 tile structure that was executed: activations = windows x batch x tiles, which the verifier compares
 with the plan's ``cycles``.
 """
@@ -262,8 +263,9 @@ class CrossbarLayer:
     """
 
     def __init__(self, tiles: LayerTiles, config: SimConfig | None = None, engine: str = "conv",
-                 fuse_steps: bool = True) -> None:
-        self.fuse_steps = fuse_steps
+                 fused: bool = True) -> None:
+        self.fused = fused
+        self._merged: _RowTile | None = None
         if engine not in _ENGINES:
             raise UnknownNameError(f"unknown simulator engine {engine!r}; known: {', '.join(_ENGINES)}")
         self.engine = _ENGINES[engine]
@@ -377,20 +379,21 @@ class CrossbarLayer:
             else:
                 scales = [torch.full_like(rt.col_abs, float(adc.full_scale)) for rt in self.row_tiles]
         acc = self._accumulator_dtype(enc, adc is None)
+        passes = self._passes(enc, adc is None)
         y = torch.zeros(n, win.rows.shape[0], win.cols.shape[0], geo.sets, len(self.colcat), dtype=acc)
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
             planes = enc.planes(xp[n0:n1]).flatten(0, 1)
-            for i, rt in enumerate(self.row_tiles):
-                step_dt = self._step_dtype(rt, enc, adc is None)
-                if self._fuse_steps(enc, adc is None, step_dt):
-                    v = self.engine(self, planes, rt, win, enc.steps, step_dt, enc.coefficients)
-                    self._recombine(v, (1.0,), y[n0:n1], step_dt)
+            for i, rt, fused in passes:
+                if fused:  # provably exact in float32, step weights applied by the engine
+                    weights = enc.coefficients if enc.steps > 1 else None
+                    v = self.engine(self, planes, rt, win, enc.steps, torch.float32, weights)
+                    self._recombine(v, (1.0,) if weights else enc.coefficients, y[n0:n1], torch.float32)
                     continue
                 v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc), None)
                 if adc is not None and scales is not None:
                     v = adc.convert(v, scales[i], signed_adc)
-                self._recombine(v, enc.coefficients, y[n0:n1], step_dt)
+                self._recombine(v, enc.coefficients, y[n0:n1], self._step_dtype(rt, enc, adc is None))
         out = self._scatter(y)
         return SimResult(out[:, :, 0, 0] if flat else out, self.counters(n, enc.steps))
 
@@ -445,18 +448,44 @@ class CrossbarLayer:
         """float32 for the weighted sum over input steps of one row tile when it is exact there."""
         if not ideal_adc or self.noisy:
             return torch.float64
+        return torch.float32 if self._step_bound(rt, enc) < _FLOAT32_EXACT else torch.float64
+
+    def _passes(self, enc: InputEncoding, ideal_adc: bool) -> list[tuple[int, _RowTile, bool]]:
+        """What the engine runs per chunk: (row tile index, tile, fused).
+
+        Fused passes let the engine sum inside its product what the digital periphery would sum
+        afterwards: the weighted input steps and, when possible, the row tiles (one pass over
+        :meth:`_merged_rows`). Every cell x input-bit product is still computed; only partial sums
+        nobody reads are not materialised. That is used only where it is provably identical to the
+        per-tile, per-step path: no ADC reads the individual column values, the conductances are
+        integers (no noise), and every partial sum of the fused product is an integer below 2**24 in
+        float32 (exact in any summation order). ``fused=False`` turns it off; the tests compare both."""
+        every = [(i, rt, False) for i, rt in enumerate(self.row_tiles)]
+        if not (self.fused and ideal_adc and not self.noisy):
+            return every
+        merged = self._merged_rows()
+        if merged is not None and len(self.row_tiles) > 1 and self._step_bound(merged, enc) < _FLOAT32_EXACT:
+            return [(-1, merged, True)]
+        return [(i, rt, enc.steps > 1 and self._step_bound(rt, enc) < _FLOAT32_EXACT) for i, rt, _ in every]
+
+    def _step_bound(self, rt: _RowTile, enc: InputEncoding) -> float:
+        """Largest |partial sum| of one column over the rows of ``rt`` and the weighted input steps."""
         pos = sum(c for c in enc.coefficients if c > 0)
         neg = -sum(c for c in enc.coefficients if c < 0)
-        exact = rt.bound * enc.top_level * max(pos, neg) < _FLOAT32_EXACT
-        return torch.float32 if exact else torch.float64
+        return rt.bound * enc.top_level * max(pos, neg)
 
-    def _fuse_steps(self, enc: InputEncoding, ideal_adc: bool, step_dtype: torch.dtype) -> bool:
-        """Whether the engine may sum the weighted input steps itself. Only where it is provably
-        identical to summing them afterwards: no ADC reads the steps one by one, the conductances are
-        integers (no noise) and ``step_dtype`` holds every partial sum exactly (all sums are then exact
-        integers, in any order). ``fuse_steps=False`` turns it off (the tests compare both)."""
-        return (self.fuse_steps and enc.steps > 1 and ideal_adc and not self.noisy
-                and step_dtype == torch.float32)
+    def _merged_rows(self) -> _RowTile | None:
+        """All row tiles as one (their row slices partition the set rows in order), or None."""
+        if self._merged is None:
+            spans = [(rt.r0, rt.r1) for rt in self.row_tiles]
+            ok = spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+            if not ok:
+                return None
+            g = torch.cat([rt.g for rt in self.row_tiles], dim=1)
+            col_abs = g.abs().sum(dim=1)
+            bound = float(col_abs.max()) if col_abs.numel() else 0.0
+            self._merged = _RowTile(0, spans[-1][1], g, col_abs, bound, bound, bound)
+        return self._merged
 
     def _recombine(self, v: torch.Tensor, step_weights: tuple[float, ...], out: torch.Tensor,
                    step_dtype: torch.dtype) -> None:
