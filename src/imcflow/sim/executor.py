@@ -199,13 +199,20 @@ def _conv_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win: 
         cs, pix = r // p - cs_lo, r % p
         yy, xx = pix // len(geo.pos_w), pix % len(geo.pos_w)
         sets, _, phys = rt.g.shape
-        kernel = torch.zeros(sets, cs_hi - cs_lo + 1, int(ih.max()) + 1, int(iw.max()) + 1, phys,
-                             dtype=dt)
-        kernel[:, cs, ih[yy], iw[xx], :] = rt.g.to(dt)
-        kernel = kernel.permute(0, 4, 1, 2, 3).reshape(sets * phys, cs_hi - cs_lo + 1, *kernel.shape[2:4])
+        nc, kh, kw = cs_hi - cs_lo + 1, int(ih.max()) + 1, int(iw.max()) + 1
+        # Channels-last kernel (memory order: output column, kh, kw, channel) written in one copy.
+        kernel = torch.empty(sets * phys, kh, kw, nc, dtype=dt)
+        if rt.r0 % p == 0 and rt.r1 % p == 0 and (kh, kw) == (len(geo.pos_h), len(geo.pos_w)):
+            # Whole channels, every kernel position a PW pixel: the tile is the kernel, permuted.
+            kernel.view(sets, phys, kh, kw, nc).copy_(rt.g.view(sets, nc, kh, kw, phys).permute(0, 4, 2, 3, 1))
+        else:
+            full = torch.zeros(sets, nc, kh, kw, phys, dtype=dt)
+            full[:, cs, ih[yy], iw[xx], :] = rt.g.to(dt)
+            kernel.view(sets, phys, kh, kw, nc).copy_(full.permute(0, 4, 2, 3, 1))
+            del full
+        kernel = kernel.permute(0, 3, 1, 2)  # (S*phys, nc, kh, kw), channels-last strides
         chans = (torch.arange(sets)[:, None] * geo.set_rows // p + torch.arange(cs_lo, cs_hi + 1)).ravel()
-        rt.cache[key] = (kernel.contiguous(memory_format=torch.channels_last), chans, (dh, dw), cs_lo,
-                         cs_hi)
+        rt.cache[key] = (kernel, chans, (dh, dw), cs_lo, cs_hi)
     kernel, chans, dil, cs_lo, cs_hi = rt.cache[key]
     sets = geo.sets
     if step_weights is not None:
@@ -273,7 +280,9 @@ class CrossbarLayer:
         self.config = config or SimConfig()
         where = f"layer {tiles.layer.name!r}"
         mats = tiles.set_matrices
-        self.wenc = weight_encoding(self.config, mats, where)
+        # The set matrices hold the layer's weights and zeros: validating the (much smaller) weight
+        # tensor is equivalent and spares a full-size temporary on large layers.
+        self.wenc = weight_encoding(self.config, mats if tiles.weight is None else tiles.weight, where)
         self.cpw = self.wenc.columns_per_weight
         self.colcat = torch.as_tensor(np.concatenate(tiles.col_index))
         self.inverse = torch.argsort(self.colcat)
@@ -291,18 +300,28 @@ class CrossbarLayer:
         noise = self.config.noise if self.config.noise and self.config.noise.active else None
         self.noisy = noise is not None  # conductances are no longer integers
         self.row_tiles: list[_RowTile] = []
-        for r0, r1 in tiles.row_slices:
+        spans = list(tiles.row_slices)
+        # Row slices that partition the set rows in order (every built-in cutter) are views of one
+        # conductance tensor, which then also serves as the merged tile of the fused path.
+        self._contiguous_rows = spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+        whole = torch.empty(mats.shape[0], spans[-1][1], self.cpw * ncol + self.ref_cols,
+                            dtype=torch.float64) if self._contiguous_rows else None
+        for r0, r1 in spans:
             w = mats[:, r0:r1][:, :, self.colcat]  # (S, k, N)
             g = self.wenc.cells(w).permute(0, 1, 3, 2).reshape(w.shape[0], r1 - r0, self.cpw * ncol)
             if self.ref_cols:
                 g = torch.cat([g, torch.ones(w.shape[0], r1 - r0, self.ref_cols, dtype=g.dtype)], dim=2)
             if noise is not None:
                 g = noise.apply(g, self.wenc.top_level, gen)
+            if whole is not None:
+                whole[:, r0:r1] = g
+                g = whole[:, r0:r1]
             col_abs = g.abs().sum(dim=1)
             nw = self.cpw * ncol
             wb = float(col_abs[:, :nw].max()) if nw and col_abs.numel() else 0.0
             rb = float(col_abs[:, nw:].max()) if self.ref_cols and col_abs.numel() else 0.0
             self.row_tiles.append(_RowTile(r0, r1, g, col_abs, max(wb, rb), wb, rb))
+        self._whole = whole
         self.coef = self.wenc.coefficients()
         self._per_window = self._structure_counts()
 
@@ -476,15 +495,11 @@ class CrossbarLayer:
 
     def _merged_rows(self) -> _RowTile | None:
         """All row tiles as one (their row slices partition the set rows in order), or None."""
-        if self._merged is None:
-            spans = [(rt.r0, rt.r1) for rt in self.row_tiles]
-            ok = spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
-            if not ok:
-                return None
-            g = torch.cat([rt.g for rt in self.row_tiles], dim=1)
-            col_abs = g.abs().sum(dim=1)
+        if self._merged is None and self._whole is not None:
+            g = self._whole
+            col_abs = torch.stack([rt.col_abs for rt in self.row_tiles]).sum(dim=0)  # no full-size temp
             bound = float(col_abs.max()) if col_abs.numel() else 0.0
-            self._merged = _RowTile(0, spans[-1][1], g, col_abs, bound, bound, bound)
+            self._merged = _RowTile(0, g.shape[1], g, col_abs, bound, bound, bound)
         return self._merged
 
     def _recombine(self, v: torch.Tensor, step_weights: tuple[float, ...], out: torch.Tensor,

@@ -181,6 +181,7 @@ class LayerTiles:
     col_index: tuple[np.ndarray, ...] = field(repr=False)
     set_matrices: torch.Tensor = field(repr=False)
     plan_mismatches: tuple[str, ...] = ()
+    weight: torch.Tensor | None = field(default=None, repr=False)  # (OC, IC/groups, Kh, Kw) float64
 
     @property
     def tiles_per_set(self) -> int:
@@ -267,7 +268,7 @@ def build_tiles(layer: ConvLayer, weight: torch.Tensor | np.ndarray, array: Arra
     rows, cols = get_tile_cutter(plan.fallback or plan.method)(geo, plan, array)
     mats = _set_matrices(w.to(torch.float64), geo)
     return LayerTiles(layer, plan, array, options.geometry, geo, tuple(rows), tuple(cols), mats,
-                      _mismatches(geo, plan, array, rows, cols))
+                      _mismatches(geo, plan, array, rows, cols), w.to(torch.float64))
 
 
 def _set_matrices(w: torch.Tensor, geo: TileGeometry) -> torch.Tensor:
