@@ -53,7 +53,7 @@ def run_case(layer, array, method, geometry, config, batch=2, engine="conv", see
 @settings(max_examples=120, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(layer=layers(), arr=st.sampled_from(ARRAYS), geometry=st.sampled_from(["real", "paper"]),
-       engine=st.sampled_from(["conv", "gather"]))
+       engine=st.sampled_from(["conv", "gather", "auto"]))
 def test_every_method_equals_conv2d_with_plan_cycles(layer, arr, geometry, engine):
     array = ArraySpec(*arr)
     for method in METHODS:
