@@ -1,7 +1,7 @@
 """Benchmark of the crossbar simulator against plain conv2d, on every layer of ResNet-20 (CIFAR).
 
 One command: ``python benchmarks/bench_sim.py`` (options: ``--array``, ``--method``, ``--batch``,
-``--threads``, ``--repeats``). For each configuration it programs the tiles of every layer, runs a batch
+``--threads``, ``--repeats``, ``--unfused`` to time the per-row-tile, per-input-step reference path). For each configuration it programs the tiles of every layer, runs a batch
 of random integer inputs through them (exactness checked against float64 conv2d) and times it against
 ``torch.nn.functional.conv2d`` (float32) of the same layers on the same inputs, in the same run.
 
@@ -34,7 +34,7 @@ def resnet20_layers() -> Network:
 
 
 def run_config(net: Network, array_text: str, method: str, cfg: SimConfig, batch: int,
-               repeats: int, seed: int = 0) -> tuple[float, float, bool]:
+               repeats: int, seed: int = 0, fused: bool = True) -> tuple[float, float, bool]:
     """(simulator seconds, conv2d seconds, all exact) over every layer; best of ``repeats``."""
     array = parse_array(array_text, cell_bits=cfg.cell_bits, weight_bits=cfg.weight_bits or 1)
     gen = torch.Generator().manual_seed(seed)
@@ -46,7 +46,7 @@ def run_config(net: Network, array_text: str, method: str, cfg: SimConfig, batch
         w = torch.randint(lo, hi + 1, (layer.out_channels, layer.group_in_channels, *layer.kernel_size),
                           generator=gen).double()
         x = torch.randint(0, xin_hi + 1, (batch, layer.in_channels, *layer.input_size), generator=gen).float()
-        sim = CrossbarLayer(build_tiles(layer, w, array, method, MappingOptions()), cfg)
+        sim = CrossbarLayer(build_tiles(layer, w, array, method, MappingOptions()), cfg, fused=fused)
         w32 = w.float()
         best_s = best_c = float("inf")
         for _ in range(repeats):
@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--unfused", action="store_true",
+                    help="time the reference path (one output per row tile and input step)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     net = resnet20_layers()
@@ -82,9 +84,10 @@ def main() -> None:
     ]
     ratios = []
     print(f"ResNet-20 ({len(net.layers)} layers), batch {args.batch}, array {args.array}, "
-          f"{args.threads} thread(s)")
+          f"{args.threads} thread(s){', unfused' if args.unfused else ''}")
     for name, method, cfg in configs:
-        s, c, ok = run_config(net, args.array, method, cfg, args.batch, args.repeats)
+        s, c, ok = run_config(net, args.array, method, cfg, args.batch, args.repeats,
+                              fused=not args.unfused)
         ratios.append(s / c)
         print(f"{name:24s} {method:7s} sim {s:7.3f} s  conv2d {c:6.3f} s  ratio {s / c:6.1f}x  "
               f"exact={ok}")
