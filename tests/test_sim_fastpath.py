@@ -128,3 +128,21 @@ def test_float64_fallback_near_the_float32_limit_stays_exact():
     x = torch.randint(0, 1 << 16, (2, 14, 5, 5), generator=gen).double()
     tiles = build_tiles(layer, w, ArraySpec(128, 64, cell_bits=4, weight_bits=16), "vwsdk")
     assert torch.equal(CrossbarLayer(tiles, cfg).run(x).output, reference_conv(layer, w, x))
+
+
+def test_rows_merged_with_steps_kept_apart_when_the_fused_kernel_would_be_large(monkeypatch):
+    """Large tiles keep the input steps apart (the step-weighted kernel would be steps x the tile) but
+    still merge row tiles; the result is the same."""
+    import imcflow.sim.executor as ex
+
+    layer = ConvLayer("c", 9, 7, 3, input_size=6, padding=1)
+    array = ArraySpec(16, 16, cell_bits=2, weight_bits=8)
+    cfg = SimConfig(weight_bits=8, cell_bits=2, input_bits=8)
+    w, x = _data(layer, cfg, False, seed=2)
+    ref = reference_conv(layer, w, x)
+    monkeypatch.setattr(ex, "_FUSED_KERNEL_ELEMENTS", 0)
+    for method in METHODS:
+        sim = CrossbarLayer(build_tiles(layer, w, array, method), cfg)
+        enc = ex.input_encoding(cfg, x, "c")
+        assert [fused for _, _, fused in sim._passes(enc, True)] == [False]  # one merged pass
+        assert torch.equal(sim.run(x).output, ref)

@@ -42,6 +42,7 @@ from imcflow.sim.effects import InputEncoding, SimConfig, input_encoding, weight
 from imcflow.sim.tiles import LayerTiles
 
 _FLOAT32_EXACT = float(1 << 24)
+_FUSED_KERNEL_ELEMENTS = 1 << 26  # step-weighted kernel cells (256 MiB of float32) before steps stay apart
 _CHUNK_ELEMENTS = 1 << 22  # column values (or gathered inputs) per chunk: 16 MiB of float32
 
 
@@ -418,9 +419,8 @@ class CrossbarLayer:
             planes = enc.planes(xp[n0:n1]).flatten(0, 1)
             for i, rt, fused in passes:
                 if fused:  # provably exact in float32, step weights applied by the engine
-                    weights = enc.coefficients if enc.steps > 1 else None
-                    v = self.engine(self, planes, rt, win, enc.steps, torch.float32, weights)
-                    self._recombine(v, (1.0,) if weights else enc.coefficients, y[n0:n1], torch.float32)
+                    v = self.engine(self, planes, rt, win, enc.steps, torch.float32, enc.coefficients)
+                    self._recombine(v, (1.0,), y[n0:n1], torch.float32)
                     continue
                 v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc), None)
                 if adc is not None and scales is not None:
@@ -497,8 +497,14 @@ class CrossbarLayer:
             return every
         merged = self._merged_rows()
         if merged is not None and len(self.row_tiles) > 1 and self._step_bound(merged, enc) < _FLOAT32_EXACT:
-            return [(-1, merged, True)]
-        return [(i, rt, enc.steps > 1 and self._step_bound(rt, enc) < _FLOAT32_EXACT) for i, rt, _ in every]
+            return [(-1, merged, self._fuse_steps(merged, enc))]
+        return [(i, rt, self._fuse_steps(rt, enc)) for i, rt, _ in every]
+
+    def _fuse_steps(self, rt: _RowTile, enc: InputEncoding) -> bool:
+        """Steps summed by the engine: exact in float32, and the step-weighted kernel (``steps`` times
+        the tile) small enough; VGG's 25088->4096 layer with 4 slices and 8 steps would need 13 GB."""
+        return (enc.steps > 1 and self._step_bound(rt, enc) < _FLOAT32_EXACT
+                and enc.steps * rt.g.numel() <= _FUSED_KERNEL_ELEMENTS)
 
     def _step_bound(self, rt: _RowTile, enc: InputEncoding) -> float:
         """Largest |partial sum| of one column over the rows of ``rt`` and the weighted input steps."""
