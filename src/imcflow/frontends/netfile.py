@@ -1,6 +1,6 @@
 """The plain network file: a YAML or JSON list of layers a user can write by hand (read and write).
 
-Schema (documented for users in ``docs/readme/frontends.md``)::
+Schema (documented for users in README.md, "Bring your own network")::
 
     name: my_net              # optional; default: the file name without suffix
     input: [3, 32, 32]        # optional C, H, W (or "3x32x32"): the first layer's defaults
