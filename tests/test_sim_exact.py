@@ -37,7 +37,8 @@ def layers(draw):
                      groups=groups)
 
 
-def run_case(layer, array, method, geometry, config, batch=2, engine="conv", seed=0, signed_x=False):
+def random_data(layer, config, signed_x=False, seed=0, batch=2):
+    """Seeded integer weights and inputs in the ranges ``config`` can represent exactly."""
     gen = torch.Generator().manual_seed(seed)
     lo, hi = config.weight_range() or (-20, 20)
     w = torch.randint(lo, hi + 1, (layer.out_channels, layer.group_in_channels, *layer.kernel_size),
@@ -45,6 +46,11 @@ def run_case(layer, array, method, geometry, config, batch=2, engine="conv", see
     ib = config.input_bits or 6
     xlo, xhi = (-(1 << (ib - 1)), (1 << (ib - 1)) - 1) if signed_x else (0, (1 << ib) - 1)
     x = torch.randint(xlo, xhi + 1, (batch, layer.in_channels, *layer.input_size), generator=gen).double()
+    return w, x
+
+
+def run_case(layer, array, method, geometry, config, batch=2, engine="conv", seed=0, signed_x=False):
+    w, x = random_data(layer, config, signed_x, seed, batch)
     tiles = build_tiles(layer, w, array, method, MappingOptions(geometry=geometry))
     res = CrossbarLayer(tiles, config, engine=engine).run(x)
     return tiles, res, reference_conv(layer, w, x, geometry)

@@ -12,20 +12,13 @@ from imcflow.mapping import MappingOptions
 from imcflow.sim import AdcSpec, CrossbarLayer, NoiseSpec, SimConfig, build_tiles, reference_conv
 from imcflow.layers import ConvLayer
 
-from test_sim_exact import METHODS, layers
+from test_sim_exact import METHODS, layers, random_data
 
 torch.set_num_threads(1)
 
 
 def _data(layer, config, signed_x, seed, batch=2):
-    gen = torch.Generator().manual_seed(seed)
-    lo, hi = config.weight_range() or (-20, 20)
-    w = torch.randint(lo, hi + 1, (layer.out_channels, layer.group_in_channels, *layer.kernel_size),
-                      generator=gen).double()
-    ib = config.input_bits or 6
-    xlo, xhi = (-(1 << (ib - 1)), (1 << (ib - 1)) - 1) if signed_x else (0, (1 << ib) - 1)
-    x = torch.randint(xlo, xhi + 1, (batch, layer.in_channels, *layer.input_size), generator=gen).double()
-    return w, x
+    return random_data(layer, config, signed_x, seed, batch)
 
 
 def _runs(layer, array, method, config, x, w, variants):
