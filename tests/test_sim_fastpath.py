@@ -17,10 +17,6 @@ from test_sim_exact import METHODS, layers, random_data
 torch.set_num_threads(1)
 
 
-def _data(layer, config, signed_x, seed, batch=2):
-    return random_data(layer, config, signed_x, seed, batch)
-
-
 def _runs(layer, array, method, config, x, w, variants):
     tiles = build_tiles(layer, w, array, method, MappingOptions())
     return [CrossbarLayer(tiles, config, **kw).run(x) for kw in variants]
@@ -37,7 +33,7 @@ def test_fused_passes_equal_per_tile_per_step_outputs(layer, arr, method, wb_cb,
     wb, cb = wb_cb
     array = ArraySpec(arr[0], max(arr[1], 8), cell_bits=cb, weight_bits=wb)
     cfg = SimConfig(weight_bits=wb, cell_bits=cb, signed=signed, input_bits=ib)
-    w, x = _data(layer, cfg, signed_x, seed=ib or 1)
+    w, x = random_data(layer, cfg, signed_x, seed=ib or 1)
     fused, per_step, gather = _runs(layer, array, method, cfg, x, w,
                                     [{}, {"fused": False}, {"engine": "gather", "fused": False}])
     ref = reference_conv(layer, w, x)
@@ -63,7 +59,7 @@ def test_adc_paths_equal_between_engines_and_fusion_settings():
     array = ArraySpec(24, 16, cell_bits=2, weight_bits=4)
     clipped = 0
     for cfg in _adc_configs():
-        w, x = _data(layer, cfg, signed_x=cfg.input_bits is None, seed=3)
+        w, x = random_data(layer, cfg, signed_x=cfg.input_bits is None, seed=3)
         for method in METHODS:
             conv, per_step, gather = _runs(layer, array, method, cfg, x, w,
                                            [{}, {"fused": False}, {"engine": "gather"}])
@@ -79,7 +75,7 @@ def test_noise_paths_agree_between_engines_and_are_seeded():
     array = ArraySpec(32, 16, cell_bits=2, weight_bits=4)
     for noise in (NoiseSpec(sigma=0.1), NoiseSpec(stuck_on_rate=0.05, stuck_off_rate=0.05)):
         cfg = SimConfig(weight_bits=4, cell_bits=2, input_bits=4, noise=noise, seed=7)
-        w, x = _data(layer, cfg, False, seed=1)
+        w, x = random_data(layer, cfg, False, seed=1)
         for method in METHODS:
             conv, per_step, gather, again = _runs(layer, array, method, cfg, x, w,
                                                   [{}, {"fused": False}, {"engine": "gather"}, {}])
@@ -94,7 +90,7 @@ def test_block_scatter_equals_gather_scatter():
     """VW-SDK's whole-channel column tiles are scattered by reshape + permute; the generic gather by
     the inverse column permutation gives the same output."""
     layer = ConvLayer("c", 4, 12, 3, input_size=9, padding=1)
-    w, x = _data(layer, SimConfig(), False, seed=5)
+    w, x = random_data(layer, SimConfig(), False, seed=5)
     for arr in ((64, 16), (64, 24), (128, 64)):
         tiles = build_tiles(layer, w, ArraySpec(*arr), "vwsdk")
         fast = CrossbarLayer(tiles)
@@ -131,7 +127,7 @@ def test_rows_merged_with_steps_kept_apart_when_the_fused_kernel_would_be_large(
     layer = ConvLayer("c", 9, 7, 3, input_size=6, padding=1)
     array = ArraySpec(16, 16, cell_bits=2, weight_bits=8)
     cfg = SimConfig(weight_bits=8, cell_bits=2, input_bits=8)
-    w, x = _data(layer, cfg, False, seed=2)
+    w, x = random_data(layer, cfg, False, seed=2)
     ref = reference_conv(layer, w, x)
     monkeypatch.setattr(ex, "_FUSED_KERNEL_ELEMENTS", 0)
     for method in METHODS:
