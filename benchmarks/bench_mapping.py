@@ -14,8 +14,8 @@ import gc
 import time
 
 from imcflow import ArraySpec, MappingOptions, load_network
-from imcflow.mapping import map_sweep
-from imcflow.mapping import base, flex, geometry, im2col, network as mapping_network, search
+from imcflow.mapping import base, flex, geometry, im2col, map_sweep, search
+from imcflow.mapping import network as mapping_network
 from imcflow.mapping.geometry import LayerProblem
 from imcflow.mapping.reference import loop_strategies
 

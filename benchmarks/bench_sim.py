@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from imcflow.hardware.array import parse_array
-from imcflow.layers import ConvLayer, Network
+from imcflow.layers import Network
 from imcflow.mapping import MappingOptions
 from imcflow.sim import CrossbarLayer, SimConfig, build_tiles, reference_conv
 

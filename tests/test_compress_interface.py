@@ -8,14 +8,19 @@ import torch
 from torch import nn
 
 from imcflow.cli import main
-from imcflow.compress import (CompressionContext, CompressionMethod, MethodOption, StepResult,
-                              get_method, method_names, register_method)
+from imcflow.compress import (
+    CompressionContext,
+    CompressionMethod,
+    MethodOption,
+    StepResult,
+    get_method,
+    method_names,
+    register_method,
+)
 from imcflow.compress.base import zero_im2col_rows
 from imcflow.compress.deploy import deploy, extract_network
-from imcflow.compress.simple import apply_masks
 from imcflow.errors import ConfigError, UnknownNameError
 from imcflow.hardware.array import ArraySpec
-from imcflow.layers import Network
 from imcflow.mapping import MappingOptions, map_network
 
 

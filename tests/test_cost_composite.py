@@ -1,8 +1,8 @@
 """Costing low-rank (composite) layers: each factor counted from its own plan, then combined."""
-from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imcflow import ArraySpec, ConvLayer, MappingOptions, Network, map_network
 from imcflow.cost import CostSettings, cost_layer, cost_mapping, count_layer

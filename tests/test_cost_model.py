@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imcflow.cost import CostSettings, cost_layer, cost_mapping, cost_network, count_layer, preset_array
 from imcflow.cost.components import activation_time_s, adcs_per_array, array_area_mm2

@@ -7,8 +7,14 @@ import pytest
 import yaml
 
 from imcflow.errors import ConfigError, FormatError, UnknownNameError
-from imcflow.hardware.preset import (SCHEMA, apply_overrides, load_preset, preset_dir,
-                                     preset_from_dict, preset_names)
+from imcflow.hardware.preset import (
+    SCHEMA,
+    apply_overrides,
+    load_preset,
+    preset_dir,
+    preset_from_dict,
+    preset_names,
+)
 
 
 def raw(name: str = "isaac") -> dict:

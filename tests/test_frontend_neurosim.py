@@ -4,11 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imcflow.errors import ConfigError, FormatError
-from imcflow.frontends.neurosim import (input_bit_matrix, neurosim_rows, neurosim_trace,
-                                        parse_neurosim_csv, random_trace, unfold_input)
+from imcflow.frontends.neurosim import (
+    input_bit_matrix,
+    neurosim_rows,
+    neurosim_trace,
+    parse_neurosim_csv,
+    random_trace,
+    unfold_input,
+)
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network
 from imcflow.mapping import map_layer

@@ -8,9 +8,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from imcflow.compress.lowrank import (GroupLowRankConv2d, LowRankConv2d, compose_factors,
-                                      decompose_model, energy_rank, lowrank_error, lowrank_network,
-                                      model_weights, plan_lowrank, singular_values, svd_factors)
+from imcflow.compress.lowrank import (
+    GroupLowRankConv2d,
+    LowRankConv2d,
+    compose_factors,
+    decompose_model,
+    energy_rank,
+    lowrank_error,
+    lowrank_network,
+    model_weights,
+    plan_lowrank,
+    singular_values,
+    svd_factors,
+)
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network

@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
+from imcflow.compress import lowrank_method, prune_baselines  # noqa: F401  (registration)
 from imcflow.compress.base import CompressionContext, get_method
 from imcflow.compress.deploy import count_parameters, deploy, extract_network
-from imcflow.compress import lowrank_method, prune_baselines  # noqa: F401  (registration)
 from imcflow.hardware.array import ArraySpec
 from imcflow.mapping import MappingOptions
 from imcflow.mapping.lowrank import LowRankLayer

@@ -1,7 +1,8 @@
 """Invariants of the mapping strategies over many random layers and arrays (seeded hypothesis)."""
 from dataclasses import replace
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imcflow import ArraySpec, ConvLayer, MappingOptions, map_layer, map_network
 from imcflow.mapping.geometry import LayerProblem

@@ -63,7 +63,7 @@ def test_every_model_is_registered_and_listed():
 
 
 def test_resnet20_hand_count():
-    assert RESNET20_PARAMS == PARAMS["resnet20"]
+    assert PARAMS["resnet20"] == RESNET20_PARAMS
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS))

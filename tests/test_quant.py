@@ -10,9 +10,20 @@ from hypothesis import strategies as st
 from torch import nn
 
 from imcflow.errors import ConfigError
-from imcflow.quant import (ClampedUniformActivation, DoReFaWeight, PowerOfTwoWeight, QuantConv2d,
-                           QuantLinear, UniformSymmetricWeight, fold_batchnorm, integer_weights,
-                           integerize_conv, is_power_of_two, quantize_model, weight_quantizer)
+from imcflow.quant import (
+    ClampedUniformActivation,
+    DoReFaWeight,
+    PowerOfTwoWeight,
+    QuantConv2d,
+    QuantLinear,
+    UniformSymmetricWeight,
+    fold_batchnorm,
+    integer_weights,
+    integerize_conv,
+    is_power_of_two,
+    quantize_model,
+    weight_quantizer,
+)
 
 torch.set_num_threads(1)
 

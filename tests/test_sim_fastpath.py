@@ -5,13 +5,13 @@ accumulation near the 2**24 limit."""
 from __future__ import annotations
 
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from imcflow.hardware.array import ArraySpec
+from imcflow.layers import ConvLayer
 from imcflow.mapping import MappingOptions
 from imcflow.sim import AdcSpec, CrossbarLayer, NoiseSpec, SimConfig, build_tiles, reference_conv
-from imcflow.layers import ConvLayer
-
 from test_sim_exact import METHODS, layers, random_data
 
 torch.set_num_threads(1)

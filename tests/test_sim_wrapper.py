@@ -2,7 +2,6 @@
 accuracy on ideal crossbars and with enough ADC bits, and loses it with too few."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from imcflow.cli import main as cli_main

@@ -12,8 +12,14 @@ import torch
 
 from imcflow.cli import main
 from imcflow.compress.deploy import deploy, extract_network
-from imcflow.compress.vwc_sdk import (ChannelGroup, PlanSettings, chain_groups, prune_to_widths,
-                                      torch_groups, vwc_plan)
+from imcflow.compress.vwc_sdk import (
+    ChannelGroup,
+    PlanSettings,
+    chain_groups,
+    prune_to_widths,
+    torch_groups,
+    vwc_plan,
+)
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network
 from imcflow.mapping import MappingOptions, map_layer
@@ -236,7 +242,8 @@ def test_coupled_skip_leaves_residual_streams_alone():
                      "layer3.2.conv1": 42}
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 
 @settings(max_examples=40)

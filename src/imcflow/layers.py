@@ -6,8 +6,9 @@ These records are pure data (no torch), validated when built.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 from imcflow.errors import ConfigError, check_int
 
@@ -135,7 +136,7 @@ class ConvLayer:
         ho, wo = self.output_size("real")
         return ho * wo * self.weight_count
 
-    def with_changes(self, **changes: Any) -> "ConvLayer":
+    def with_changes(self, **changes: Any) -> ConvLayer:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,7 +148,7 @@ class ConvLayer:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ConvLayer":
+    def from_dict(cls, d: dict[str, Any]) -> ConvLayer:
         """Inverse of :meth:`to_dict` (also accepts torch-style field names)."""
         def pick(*keys: str, default: Any = None) -> Any:
             for k in keys:

@@ -98,7 +98,6 @@ def _plan_structure(args: argparse.Namespace):
     """The layer list and its channel groups: from the torch model for built-in models (so residual
     couplings are known), from the chain rule for layer lists and network files."""
     from imcflow.compress.vwc_sdk import torch_groups
-
     from imcflow.models import create_model, default_input_shape, get_spec, model_names
 
     if args.model and not args.layer:

@@ -81,7 +81,7 @@ def load_split(args: argparse.Namespace, data: dict[str, Any], split: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from imcflow.models import create_model, get_spec
+    from imcflow.models import get_spec
     from imcflow.train import ModelRecipe, TrainConfig, fit
 
     get_spec(args.model)  # unknown names fail before any data is read

@@ -56,11 +56,11 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from imcflow.errors import check_int
     from imcflow.report.table import render_table
     from imcflow.sim.verify import verify_network
-
-    import torch
 
     torch.set_num_threads(check_int("--threads", args.threads, 1))
     network = c.network_from_args(args)

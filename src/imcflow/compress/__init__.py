@@ -12,10 +12,21 @@ from __future__ import annotations
 
 import importlib
 
-from imcflow.compress.base import (CompressionContext, CompressionMethod, CompressionReport,
-                                   DeployedLayer, DeployedNetwork, MappingSummary, MethodOption,
-                                   RoundRecord, StepResult, TrainingHooks, get_method, method_names,
-                                   register_method)
+from imcflow.compress.base import (
+    CompressionContext,
+    CompressionMethod,
+    CompressionReport,
+    DeployedLayer,
+    DeployedNetwork,
+    MappingSummary,
+    MethodOption,
+    RoundRecord,
+    StepResult,
+    TrainingHooks,
+    get_method,
+    method_names,
+    register_method,
+)
 
 _METHOD_MODULES = ("imcflow.compress.simple", "imcflow.compress.vwc_sdk",
                    "imcflow.compress.lowrank_method", "imcflow.compress.prune_baselines")

@@ -19,8 +19,9 @@ mapped by the same engine as ``imcflow map``. Results here are torch-free.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -132,8 +133,8 @@ class CompressionMethod:
     def hooks(self, model: Any, ctx: CompressionContext) -> TrainingHooks:
         return TrainingHooks()
 
-    def annotate(self, model: Any, layers: tuple["DeployedLayer", ...],
-                 ctx: CompressionContext) -> tuple["DeployedLayer", ...]:
+    def annotate(self, model: Any, layers: tuple[DeployedLayer, ...],
+                 ctx: CompressionContext) -> tuple[DeployedLayer, ...]:
         return layers
 
     def plan(self, network: Network, array: ArraySpec, mapping: MappingOptions,

@@ -10,14 +10,14 @@ forward pass uses (``torch.nn.utils.prune`` masks included, since ``module.weigh
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from imcflow.compress.base import (CompressionContext, CompressionMethod, DeployedLayer,
-                                   DeployedNetwork)
+from imcflow.compress.base import CompressionContext, CompressionMethod, DeployedLayer, DeployedNetwork
 from imcflow.errors import ConfigError, UnsupportedLayerError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network, linear_layer

@@ -24,8 +24,9 @@ Which layers are decomposed: every groups=1 conv except (by default) the first o
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -183,7 +184,7 @@ class GroupLowRankConv2d(nn.Module):
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, rank: int, rank_groups: int = 1,
-                  split: Split = "input") -> "GroupLowRankConv2d":
+                  split: Split = "input") -> GroupLowRankConv2d:
         """Factors of a trained ``conv`` by truncated SVD per group (quantized convs stay quantized:
         each factor gets a copy of the weight quantizer, R also the input quantizer)."""
         if not isinstance(conv, nn.Conv2d) or conv.groups != 1 or isinstance(conv.padding, str):

@@ -10,10 +10,21 @@ from typing import Any
 
 import numpy as np
 
-from imcflow.compress.base import (CompressionContext, CompressionMethod, DeployedLayer, MethodOption,
-                                   StepResult, register_method)
-from imcflow.compress.lowrank import (decompose_model, fold_lowrank_records, model_weights,
-                                      plan_lowrank, rank_policies)
+from imcflow.compress.base import (
+    CompressionContext,
+    CompressionMethod,
+    DeployedLayer,
+    MethodOption,
+    StepResult,
+    register_method,
+)
+from imcflow.compress.lowrank import (
+    decompose_model,
+    fold_lowrank_records,
+    model_weights,
+    plan_lowrank,
+    rank_policies,
+)
 from imcflow.errors import ConfigError
 
 

@@ -20,13 +20,14 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
-from imcflow.compress.base import (CompressionContext, CompressionReport, RoundRecord, get_method)
+from imcflow.compress.base import CompressionContext, CompressionReport, RoundRecord, get_method
 from imcflow.compress.deploy import deploy, extract_network
 from imcflow.errors import ConfigError, check_int
 from imcflow.hardware.array import ArraySpec

@@ -15,8 +15,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from imcflow.compress.base import (CompressionContext, CompressionMethod, MethodOption, StepResult,
-                                   TrainingHooks, register_method)
+from imcflow.compress.base import (
+    CompressionContext,
+    CompressionMethod,
+    MethodOption,
+    StepResult,
+    TrainingHooks,
+    register_method,
+)
 from imcflow.compress.lowrank import decomposable_layers, model_weights
 from imcflow.errors import ConfigError
 

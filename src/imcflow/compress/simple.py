@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from imcflow.compress.base import (CompressionContext, CompressionMethod, MethodOption, StepResult,
-                                   TrainingHooks, register_method)
+from imcflow.compress.base import (
+    CompressionContext,
+    CompressionMethod,
+    MethodOption,
+    StepResult,
+    TrainingHooks,
+    register_method,
+)
 
 
 class NoCompression(CompressionMethod):

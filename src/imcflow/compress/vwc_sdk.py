@@ -40,11 +40,18 @@ Reconstruction choices (options, with defaults; see ``imcflow methods``):
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from imcflow.compress.base import (CompressionContext, CompressionMethod, MethodOption, StepResult,
-                                   layer_channels, register_method)
+from imcflow.compress.base import (
+    CompressionContext,
+    CompressionMethod,
+    MethodOption,
+    StepResult,
+    layer_channels,
+    register_method,
+)
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network
@@ -192,7 +199,7 @@ class PlanSettings:
     max_rounds: int = 20
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> "PlanSettings":
+    def from_options(cls, options: Mapping[str, Any]) -> PlanSettings:
         return cls(**{k: options[k] for k in cls.__dataclass_fields__ if k in options})
 
 

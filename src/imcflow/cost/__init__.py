@@ -8,8 +8,14 @@ per-instance area of each component from a cited preset, and their sums per laye
 """
 from imcflow.cost.components import COMPONENTS, Component, register_component
 from imcflow.cost.counts import LayerCounts, TileShape, count_layer, register_layout, tile_shapes
-from imcflow.cost.model import (CostSettings, cost_layer, cost_mapping, cost_network, layer_latency_s,
-                                preset_array)
+from imcflow.cost.model import (
+                                CostSettings,
+                                cost_layer,
+                                cost_mapping,
+                                cost_network,
+                                layer_latency_s,
+                                preset_array,
+)
 from imcflow.cost.results import MODES, CostFigures, LayerCost, NetworkCost
 
 __all__ = ["COMPONENTS", "Component", "register_component", "LayerCounts", "TileShape", "count_layer",

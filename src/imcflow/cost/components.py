@@ -11,8 +11,8 @@ the Walden figure of merit E = FOM * 2^ENOB) or ``linear`` (x bits / reference_b
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from imcflow.cost.counts import LayerCounts, TileShape
 from imcflow.errors import ConfigError

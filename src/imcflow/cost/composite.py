@@ -13,7 +13,8 @@ the last pass of a window holding the N mod P pixels left (when P does not divid
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from imcflow.cost.counts import LayerCounts, TileShape, count_layer, counts_from_tiles, split_axis
 from imcflow.errors import ConfigError

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from imcflow.errors import ConfigError, ImcflowError, check_int
 from imcflow.hardware.array import ArraySpec

@@ -15,7 +15,7 @@ suffix     module                                       what it reads
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from imcflow.layers import Network
 from imcflow.networks import register_file_loader

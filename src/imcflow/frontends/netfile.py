@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from imcflow.errors import ConfigError, FormatError
 from imcflow.layers import ConvLayer, Network

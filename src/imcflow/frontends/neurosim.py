@@ -20,8 +20,9 @@ is smaller than this layer's output (a pooling layer sits between them).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from imcflow.errors import ConfigError, FormatError, UnsupportedLayerError
 from imcflow.layers import ConvLayer, Network
@@ -38,19 +39,7 @@ Shape = tuple[int | None, ...]
 
 # Operators that carry no weight matrix: passed over whatever their constant inputs are (BN scales,
 # bias vectors, reshape targets). Gather is deliberately absent: on a constant table it is an embedding.
-WEIGHTLESS_OPS = frozenset("""
-Relu LeakyRelu PRelu Sigmoid HardSigmoid HardSwish Tanh Clip Gelu Erf Elu Selu Celu Mish Softplus
-Softsign ThresholdedRelu Softmax LogSoftmax Swish
-MaxPool AveragePool GlobalAveragePool GlobalMaxPool LpPool GlobalLpPool MaxUnpool
-Add Sub Mul Div Pow Sqrt Reciprocal Neg Abs Exp Log Floor Ceil Round Sign Min Max Mean Sum Mod
-Concat Split Slice Pad Resize Upsample DepthToSpace SpaceToDepth Tile Expand
-BatchNormalization InstanceNormalization LayerNormalization GroupNormalization LRN
-RMSNormalization MeanVarianceNormalization
-Flatten Reshape Transpose Squeeze Unsqueeze Identity Dropout Shape Size Cast CastLike Constant
-ConstantOfShape Range Where Equal Less LessOrEqual Greater GreaterOrEqual Not And Or Xor
-ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSumExp ReduceSumSquare
-ArgMax ArgMin TopK NonZero QuantizeLinear DequantizeLinear DynamicQuantizeLinear
-""".split())
+WEIGHTLESS_OPS = frozenset(["Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Clip", "Gelu", "Erf", "Elu", "Selu", "Celu", "Mish", "Softplus", "Softsign", "ThresholdedRelu", "Softmax", "LogSoftmax", "Swish", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "GlobalLpPool", "MaxUnpool", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Abs", "Exp", "Log", "Floor", "Ceil", "Round", "Sign", "Min", "Max", "Mean", "Sum", "Mod", "Concat", "Split", "Slice", "Pad", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "Tile", "Expand", "BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization", "LRN", "RMSNormalization", "MeanVarianceNormalization", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Shape", "Size", "Cast", "CastLike", "Constant", "ConstantOfShape", "Range", "Where", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "And", "Or", "Xor", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin", "TopK", "NonZero", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"])
 # Operators that always hold weights imcflow cannot map, with the reason given to the user.
 UNSUPPORTED_WEIGHT_OPS = {
     "ConvTranspose": "transposed convolution is not supported",

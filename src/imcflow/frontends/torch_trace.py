@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn

@@ -6,7 +6,7 @@ builds tiles from and the cost model counts events from; nobody recomputes it an
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, Literal, Protocol, runtime_checkable
 

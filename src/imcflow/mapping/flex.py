@@ -15,8 +15,8 @@ a grouped conv as ``groups`` independent convs, as the issue specifies.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -33,7 +33,7 @@ class LayerProblem:
     dilation_w: int = 1
 
     @classmethod
-    def from_layer(cls, layer: ConvLayer, geometry: str = "real") -> "LayerProblem":
+    def from_layer(cls, layer: ConvLayer, geometry: str = "real") -> LayerProblem:
         ho, wo = layer.output_size(geometry)
         if geometry == "paper":
             # The published tables: stride-1 valid convolution, no dilation.

@@ -2,8 +2,8 @@
 (mapping.md section 3). The unrolled kernel may be cut at any element across row tiles."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 from imcflow.hardware.array import ArraySpec
 from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy

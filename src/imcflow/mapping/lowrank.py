@@ -78,7 +78,7 @@ class BlockDiagonalPlan:
 
     @classmethod
     def build(cls, windows: int, pixels_per_window: int, rows_per_pixel: int, cols_per_pixel: int,
-              weights: int, array: ArraySpec) -> "BlockDiagonalPlan":
+              weights: int, array: ArraySpec) -> BlockDiagonalPlan:
         rt = ceil_div(rows_per_pixel, array.rows)
         ct = ceil_div(cols_per_pixel, array.usable_cols)
         br, bc = ceil_div(rows_per_pixel, rt), ceil_div(cols_per_pixel, ct)
@@ -185,7 +185,7 @@ class LowRankLayer:
 
     @classmethod
     def from_conv(cls, layer: ConvLayer, rank: int, rank_groups: int = 1, split: Split = "input",
-                  combine: Combine = "sum") -> "LowRankLayer":
+                  combine: Combine = "sum") -> LowRankLayer:
         """The factors of ``layer`` (a conv or linear record with groups = 1)."""
         if layer.groups != 1:
             raise ConfigError(f"layer {layer.name!r}: only groups=1 convolutions can be decomposed, "
@@ -331,7 +331,7 @@ class LowRankLayer:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LowRankLayer":
+    def from_dict(cls, d: dict[str, Any]) -> LowRankLayer:
         """Inverse of :meth:`to_dict`."""
         conv = ConvLayer.from_dict({**d, "kind": "conv"})
         try:

@@ -1,15 +1,22 @@
 """Map a whole network: every layer with every requested strategy, the per-layer best, and totals."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network
-from imcflow.mapping.base import (CompositeLayer, LayerMapping, MappingOptions, MappingStrategy,
-                                  get_strategy, strategy_names)
+from imcflow.mapping.base import (
+    CompositeLayer,
+    LayerMapping,
+    MappingOptions,
+    MappingStrategy,
+    get_strategy,
+    strategy_names,
+)
 from imcflow.mapping.geometry import LayerProblem
 
 DEFAULT_METHODS = ("im2col", "sdk", "vwsdk", "flex")

@@ -6,7 +6,7 @@ array can make SDK slower (its budget shrinks to one tile while the window must 
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -5,9 +5,9 @@ then smallest b, then smallest a.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -25,12 +25,12 @@ class Grid:
     windows: np.ndarray  # ceil(Ho/a) * ceil(Wo/b)
 
     @classmethod
-    def for_problem(cls, problem: LayerProblem) -> "Grid":
+    def for_problem(cls, problem: LayerProblem) -> Grid:
         """The reduced candidate grid; it depends on the layer only, so it is shared by every array."""
         return _grid(problem)
 
     @classmethod
-    def points(cls, problem: LayerProblem, windows: Sequence[tuple[int, int]]) -> "Grid":
+    def points(cls, problem: LayerProblem, windows: Sequence[tuple[int, int]]) -> Grid:
         """The chosen window of each of n arrays, shaped (n, 1, 1) like :func:`array_axes`, to evaluate
         them with the same vectorised formulas the search used."""
         a = np.array([w[0] for w in windows], dtype=np.int64).reshape(-1, 1, 1)

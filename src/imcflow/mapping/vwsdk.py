@@ -6,7 +6,7 @@ the best window and im2col (ties go to im2col, as the published tables print "im
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -6,8 +6,15 @@ True
 """
 from __future__ import annotations
 
-from imcflow.models.registry import (MODELS, ModelSpec, create_model, default_input_shape, get_spec,
-                                     model_names, traced_network)
+from imcflow.models.registry import (
+                                     MODELS,
+                                     ModelSpec,
+                                     create_model,
+                                     default_input_shape,
+                                     get_spec,
+                                     model_names,
+                                     traced_network,
+)
 
 __all__ = ["MODELS", "ModelSpec", "create_model", "default_input_shape", "get_spec", "model_names",
            "traced_network"]

@@ -9,9 +9,10 @@ time; traced networks are cached per (name, input shape).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

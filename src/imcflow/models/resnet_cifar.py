@@ -13,9 +13,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from imcflow.errors import ConfigError
-
-from imcflow.models.resnet_imagenet import BasicBlock, conv1x1, conv3x3
 from imcflow.models.init import kaiming_init_convs
+from imcflow.models.resnet_imagenet import BasicBlock, conv1x1, conv3x3
 
 
 class CifarResNet(nn.Module):

@@ -7,6 +7,7 @@ at the first block of stages 2-4 (on the 3x3 conv of a bottleneck, "ResNet v1.5"
 from __future__ import annotations
 
 from torch import Tensor, nn
+
 from imcflow.models.init import kaiming_init_convs
 
 

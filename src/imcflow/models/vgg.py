@@ -11,7 +11,7 @@ holds no crossbar weights). Its first FC is sized from the input, so other input
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 

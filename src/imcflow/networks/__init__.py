@@ -7,7 +7,7 @@ until a torch model is actually asked for.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from imcflow.errors import ConfigError, UnknownNameError
 from imcflow.layers import Network

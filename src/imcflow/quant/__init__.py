@@ -8,9 +8,17 @@
 """
 from imcflow.quant.folding import IntegerConv, fold_batchnorm, integerize_conv
 from imcflow.quant.modules import QuantConv2d, QuantLinear, integer_weights, quantize_model
-from imcflow.quant.quantizers import (WEIGHT_QUANTIZERS, ClampedUniformActivation, DoReFaWeight,
-                                      PowerOfTwoWeight, UniformSymmetricWeight, WeightQuantizer,
-                                      is_power_of_two, round_ste, weight_quantizer)
+from imcflow.quant.quantizers import (
+                                      WEIGHT_QUANTIZERS,
+                                      ClampedUniformActivation,
+                                      DoReFaWeight,
+                                      PowerOfTwoWeight,
+                                      UniformSymmetricWeight,
+                                      WeightQuantizer,
+                                      is_power_of_two,
+                                      round_ste,
+                                      weight_quantizer,
+)
 
 __all__ = ["ClampedUniformActivation", "DoReFaWeight", "IntegerConv", "PowerOfTwoWeight", "QuantConv2d",
            "QuantLinear", "UniformSymmetricWeight", "WEIGHT_QUANTIZERS", "WeightQuantizer",

@@ -27,7 +27,7 @@ Worked example (uniform, 3 bits, one channel ``w = [0.7, -0.2, 0.1]``): qmax = 3
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

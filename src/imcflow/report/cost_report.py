@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from imcflow.cost.results import CostFigures, NetworkCost
 from imcflow.report.table import render_table

@@ -1,7 +1,8 @@
 """A plain-text table renderer shared by every command."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def fmt(value: Any) -> str:

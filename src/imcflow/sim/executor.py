@@ -30,8 +30,8 @@ with the plan's ``cycles``.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ class SimCounters:
     active_rows: int = 0
     active_cols: int = 0
 
-    def __add__(self, other: "SimCounters") -> "SimCounters":
+    def __add__(self, other: SimCounters) -> SimCounters:
         return SimCounters(*(x + y for x, y in zip(asdict(self).values(), asdict(other).values())))
 
     @property
@@ -142,7 +142,7 @@ def register_engine(name: str, engine: Engine) -> Engine:
     return engine
 
 
-def _gather_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win: _Windows, steps: int,
+def _gather_engine(sim: CrossbarLayer, planes: torch.Tensor, rt: _RowTile, win: _Windows, steps: int,
                    dt: torch.dtype, step_weights: tuple[float, ...] | None = None) -> torch.Tensor:
     """Reference engine: gather every window's PW vector with index tensors, then one batched matmul
     over tile sets (``(S, windows, rows) @ (S, rows, phys)``); step weights are applied afterwards, one
@@ -173,7 +173,7 @@ def _axis_kernel(pos: tuple[int, ...]) -> tuple[torch.Tensor, int]:
     return torch.tensor(pos), 1
 
 
-def _conv_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win: _Windows, steps: int,
+def _conv_engine(sim: CrossbarLayer, planes: torch.Tensor, rt: _RowTile, win: _Windows, steps: int,
                  dt: torch.dtype, step_weights: tuple[float, ...] | None = None) -> torch.Tensor:
     """Default engine: the same products through torch's strided convolution primitive, without
     materialising the gathered vectors. The tile's conductance matrix is laid out as a kernel over the
@@ -246,7 +246,7 @@ def _conv_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win: 
     return v.reshape(steps, n, wh, ww, sets, -1)
 
 
-def _auto_engine(sim: "CrossbarLayer", planes: torch.Tensor, rt: _RowTile, win: _Windows, steps: int,
+def _auto_engine(sim: CrossbarLayer, planes: torch.Tensor, rt: _RowTile, win: _Windows, steps: int,
                  dt: torch.dtype, step_weights: tuple[float, ...] | None = None) -> torch.Tensor:
     """Default: the conv engine for one tile set, the gather engine for several. Measured on
     MobileNetV2's depthwise layers on 512x512 arrays (96-192 tile sets of one channel, PW up to 39x39),

@@ -29,8 +29,9 @@ listed in :attr:`LayerTiles.plan_mismatches`; the verifier reports it as a failu
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

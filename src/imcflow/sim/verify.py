@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 

@@ -18,8 +18,8 @@ differences come only from the configured non-idealities.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import nn

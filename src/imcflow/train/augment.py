@@ -59,7 +59,7 @@ class Augment:
         return random_hflip(x, generator) if self.flip else x
 
     @classmethod
-    def for_dataset(cls, dataset) -> "Augment":
+    def for_dataset(cls, dataset) -> Augment:
         """Crop padding of 1/8 of the image size (4 for 32x32, 3 for 28x28, 1 for 8x8); flips only
         where they keep the label (natural images; not digits)."""
         return cls(padding=max(1, dataset.image_size // 8), flip=bool(dataset.info.flip))

@@ -39,17 +39,17 @@ Example: ``load_dataset("mnist", "test", image_size=32, in_channels=3, subset=10
 """
 from __future__ import annotations
 
-import gzip
 import glob
+import gzip
 import importlib.util
 import os
 import pickle
 import struct
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

@@ -22,9 +22,10 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,8 +33,14 @@ from torch import nn
 
 from imcflow.errors import ConfigError, check_int
 from imcflow.train.augment import Augment, normalize
-from imcflow.train.checkpoint import (CHECKPOINT_NAME, ModelRecipe, capture_rng_state, load_checkpoint,
-                                      restore_rng_state, save_checkpoint)
+from imcflow.train.checkpoint import (
+    CHECKPOINT_NAME,
+    ModelRecipe,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 
 # name -> factory(params, config); a registry so a new optimizer is one entry.
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
