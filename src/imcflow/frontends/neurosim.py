@@ -29,6 +29,9 @@ import numpy as np
 from imcflow.errors import ConfigError, FormatError
 from imcflow.layers import ConvLayer, Network
 
+# DNN+NeuroSim ships its NetWork_*.csv files with Windows line endings (V1.3, V1.4 and V2.1:
+# Inference_pytorch/NeuroSIM/NetWork_VGG8.csv is 176 bytes for 8 rows of 20-22 characters).
+CSV_LINE_ENDING = "\r\n"
 COLUMNS = ("IFM_H", "IFM_W", "IC", "Kh", "Kw", "OC", "pool_flag", "stride")
 PADDING_CONVENTIONS = ("neurosim", "padded")
 GROUP_POLICIES = ("refuse", "expand")
@@ -162,8 +165,16 @@ class NeuroSimExport:
         return (f"{len(self.window_mismatches)} of {len(self.rows)} rows: NeuroSim counts other window "
                 f"numbers than the layers have{hint}; e.g. {name}: {ns} vs {real}",)
 
-    def to_csv(self) -> str:
-        return "".join(",".join(str(v) for v in r.values) + "\n" for r in self.rows)
+    def to_csv(self, line_ending: str = CSV_LINE_ENDING) -> str:
+        """The file text: one row per line, each line ended by ``line_ending`` (NeuroSim's own files
+        use CRLF, :data:`CSV_LINE_ENDING`)."""
+        return "".join(",".join(str(v) for v in r.values) + line_ending for r in self.rows)
+
+    @property
+    def neurosim_ops(self) -> int:
+        """Operations NeuroSim reports for these rows (``main.cpp``: 2*H*W*IC*Kh*Kw*OC per row, on the
+        listed input size - not the output size - so it counts more than the real 2 x MACs)."""
+        return sum(2 * r.ifm_h * r.ifm_w * r.ic * r.kh * r.kw * r.oc for r in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {"network": self.network, "padding": self.padding, "rows": [r.to_dict() for r in self.rows],
@@ -242,11 +253,89 @@ def network_to_neurosim_csv(network: Network, padding: Padding = "neurosim", gro
     return neurosim_rows(network, padding, groups).to_csv()
 
 
+def real_ops(network: Network) -> int:
+    """2 x the multiply-accumulates the network really performs (output-size windows)."""
+    return sum(2 * l.macs for l in network.layers)
+
+
+def ops_note(network: Network, export: NeuroSimExport) -> str:
+    """How NeuroSim's operation count (and so its TOPS, TOPS/W) compares with the real one."""
+    ns, real = export.neurosim_ops, real_ops(network)
+    return (f"NeuroSim will count {ns / 1e9:.4g} G operations (2*H*W*IC*Kh*Kw*OC on the listed sizes, "
+            f"{export.padding} convention) for {real / 1e9:.4g} G real ones (2 x MACs): its TOPS and "
+            f"TOPS/W are {ns / real:.3g}x the real figures")
+
+
+
+
+# --- NeuroSim versions: how each release's main is called -----------------------------------------
+
+@dataclass(frozen=True)
+class NeuroSimVersion:
+    """How one NeuroSim release's ``main`` takes its arguments, and its Python driver's defaults.
+
+    ``leading``: arguments before the network file (V2.x: the epoch number); ``array_args``: the
+    release takes ``<subArray> <parallelRead>`` after the bit widths; ``per_layer``: the files (and
+    values) given for every layer, in order.
+    """
+
+    name: str
+    leading: tuple[str, ...]
+    array_args: bool
+    per_layer: tuple[str, ...]
+    sub_array: int
+    parallel_read: int
+    novel_mapping: bool
+    source: str
+
+    def arguments(self, network_file: str, weight_bits: int, input_bits: int,
+                  layers: Sequence[dict[str, str]], sub_array: int | None = None,
+                  parallel_read: int | None = None, epoch: int = 0) -> list[str]:
+        """``main``'s arguments (without the program) for ``layers``: one dict per layer with the
+        keys of :attr:`per_layer`."""
+        args = [str(epoch)] if self.leading else []
+        args += [network_file, str(weight_bits), str(input_bits)]
+        if self.array_args:
+            args += [str(sub_array or self.sub_array), str(parallel_read or self.parallel_read)]
+        for files in layers:
+            args += [files[k] for k in self.per_layer]
+        return args
+
+
+NEUROSIM_VERSIONS: dict[str, NeuroSimVersion] = {v.name: v for v in (
+    NeuroSimVersion("1.3", (), False, ("weight", "input"), 128, 128, True,
+                    "DNN_NeuroSim_V1.3 main.cpp: argv[1] network, argv[2] synapseBit, argv[3] numBitInput, "
+                    "then argv[2i+4], argv[2i+5] weight and input file of layer i; utee/hook.py writes "
+                    "'./NeuroSIM/main ./NeuroSIM/NetWork_<model>.csv <wl_weight> <wl_activate>'; the "
+                    "subarray (numRowSubArray = 128) is set in Param.cpp"),
+    NeuroSimVersion("1.4", (), True, ("weight", "input"), 128, 128, True,
+                    "DNN_NeuroSim_V1.4 main.cpp: argv[4] numRowSubArray, argv[5] numRowParallel after the "
+                    "bit widths, layer files from argv[6]; inference.py defaults --subArray 128 "
+                    "--parallelRead 128"),
+    NeuroSimVersion("2.x", ("epoch",), False, ("weight", "weight_old", "input", "activity"), 128, 128,
+                    True,
+                    "DNN_NeuroSim_V2.1 (training) main.cpp: argv[1] epoch, argv[2] network, argv[3] "
+                    "synapseBit, argv[4] numBitInput, then weight, old weight, input file and input "
+                    "activity of each layer (argv[4i+5..8]); utee/hook.py hardware_evaluation"),
+)}
+
+
+def neurosim_version(name: str) -> NeuroSimVersion:
+    """The :class:`NeuroSimVersion` called ``name`` (``1.3``, ``1.4`` or ``2.x``)."""
+    try:
+        return NEUROSIM_VERSIONS[name]
+    except KeyError:
+        raise ConfigError(f"NeuroSim version must be one of {', '.join(NEUROSIM_VERSIONS)}, got {name!r}"
+                          ) from None
+
+
 # --- trace files ---------------------------------------------------------------------------------
 
-def unfold_input(layer: ConvLayer, x: np.ndarray) -> np.ndarray:
+def unfold_input(layer: ConvLayer, x: np.ndarray, padded: bool = True) -> np.ndarray:
     """im2col of one input ``(IC, H, W)``: ``(IC*Kh*Kw, Ho*Wo)``, rows in ``weight.reshape(OC,-1)``
     order (channel, then kernel row, then kernel column), columns the output pixels row-major.
+    ``padded=False`` drops the layer's padding: only the windows inside the raw input, which is what a
+    NetWork.csv row in the ``neurosim`` convention describes.
 
     >>> layer = ConvLayer("c", 1, 1, 2, input_size=3)
     >>> unfold_input(layer, np.arange(9).reshape(1, 3, 3))[:, 0].tolist()
@@ -257,9 +346,13 @@ def unfold_input(layer: ConvLayer, x: np.ndarray) -> np.ndarray:
     expected = (layer.in_channels, *layer.input_size)
     if tuple(x.shape) != expected:
         raise ConfigError(f"layer {layer.name!r}: input must have shape {expected}, got {tuple(x.shape)}")
-    (ph, pw), (sh, sw), (dh, dw) = layer.padding, layer.stride, layer.dilation
+    (ph, pw), (sh, sw), (dh, dw) = layer.padding if padded else (0, 0), layer.stride, layer.dilation
     xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw)))
-    ho, wo = layer.output_size()
+    ho = (xp.shape[1] - dh * (layer.Kh - 1) - 1) // sh + 1
+    wo = (xp.shape[2] - dw * (layer.Kw - 1) - 1) // sw + 1
+    if ho < 1 or wo < 1:
+        raise ConfigError(f"layer {layer.name!r}: no window fits the {'padded' if padded else 'raw'} "
+                          f"input {xp.shape[1]}x{xp.shape[2]}")
     cols = np.empty((layer.in_channels, layer.Kh, layer.Kw, ho, wo), dtype=x.dtype)
     for i in range(layer.Kh):
         for j in range(layer.Kw):
@@ -267,21 +360,71 @@ def unfold_input(layer: ConvLayer, x: np.ndarray) -> np.ndarray:
     return cols.reshape(layer.in_channels * layer.Kh * layer.Kw, ho * wo)
 
 
-def input_bit_matrix(columns: np.ndarray, bits: int) -> np.ndarray:
-    """NeuroSim's input trace: each value as ``bits`` two's-complement bits, MSB (sign) first;
-    column ``w*bits + b`` holds bit b of window w (NeuroSim's ``dec2bin`` layout).
+def input_bit_matrix(columns: np.ndarray, bits: int, signed: bool = True) -> np.ndarray:
+    """NeuroSim's input trace: each value as ``bits`` bits, MSB first; column ``w*bits + b`` holds
+    bit b of window w (NeuroSim's ``dec2bin`` layout). ``signed``: two's complement (values in
+    ``[-2^(bits-1), 2^(bits-1) - 1]``); otherwise unsigned (``[0, 2^bits - 1]``), which is how NeuroSim
+    weighs the bits (its shift-add gives bit b the weight 2^(bits-1-b)).
 
     >>> input_bit_matrix(np.array([[3], [-1]]), 3).tolist()
     [[0, 1, 1], [1, 1, 1]]
+    >>> input_bit_matrix(np.array([[6]]), 3, signed=False).tolist()
+    [[1, 1, 0]]
     """
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if columns.size and (columns.min() < lo or columns.max() > hi):
-        raise ConfigError(f"input values must lie in [{lo}, {hi}] for {bits}-bit inputs, "
-                          f"got [{columns.min()}, {columns.max()}]")
+        raise ConfigError(f"input values must lie in [{lo}, {hi}] for {bits}-bit "
+                          f"{'signed' if signed else 'unsigned'} inputs, got [{columns.min()}, {columns.max()}]")
     unsigned = np.asarray(columns, dtype=np.int64) & ((1 << bits) - 1)
     shifts = np.arange(bits - 1, -1, -1, dtype=np.int64)
     out = (unsigned[:, :, None] >> shifts) & 1
     return out.reshape(columns.shape[0], columns.shape[1] * bits).astype(np.int8)
+
+
+def _csv_bytes(cells: np.ndarray) -> bytes:
+    """A 2-D array of fixed-width ASCII cells (dtype ``uint8``, shape rows x cols x width) as CSV
+    bytes, built in one numpy pass (no per-value formatting): the separator after each cell is a
+    comma, after the last cell of a row a newline (LF, as NumPy's ``savetxt`` in NeuroSim's
+    ``hook.py`` writes them)."""
+    rows, cols, width = cells.shape
+    out = np.empty((rows, cols, width + 1), dtype=np.uint8)
+    out[:, :, :width] = cells
+    out[:, :, width] = ord(",")
+    out[:, -1, width] = ord("\n")
+    return out.tobytes()
+
+
+def bits_csv(bit_matrix: np.ndarray) -> bytes:
+    """The input trace file: 0/1 values separated by commas, one row per line.
+
+    >>> bits_csv(np.array([[0, 1], [1, 1]]))
+    b'0,1\\n1,1\\n'
+    """
+    m = np.asarray(bit_matrix)
+    if m.ndim != 2 or m.size == 0:
+        raise ConfigError(f"a trace bit matrix must be 2-D and non-empty, got shape {m.shape}")
+    return _csv_bytes((m.astype(np.uint8) + ord("0"))[:, :, None])
+
+
+def weights_csv(weight_matrix: np.ndarray, weight_bits: int) -> bytes:
+    """The weight trace file: integers ``q`` written as ``q / 2^(weight_bits-1)`` (NeuroSim's [-1, 1)
+    range) with ``weight_bits - 1`` decimals, which is exact, in fixed width.
+
+    >>> weights_csv(np.array([[1, -2], [0, 3]]), 3)
+    b' 0.25,-0.50\\n 0.00, 0.75\\n'
+    """
+    m = np.asarray(weight_matrix, dtype=np.int64)
+    lim = 1 << (weight_bits - 1)
+    if m.size and (m.min() < -lim or m.max() >= lim):
+        raise ConfigError(f"weights must lie in [{-lim}, {lim - 1}] for {weight_bits}-bit weights, got "
+                          f"[{m.min()}, {m.max()}]")
+    decimals = weight_bits - 1
+    # Every possible value formatted once; the matrix indexes this table.
+    table_text = [f"{v / lim:{decimals + 3}.{decimals}f}" for v in range(-lim, lim)]
+    width = max(len(t) for t in table_text)
+    table = np.frombuffer("".join(t.rjust(width) for t in table_text).encode("ascii"),
+                          dtype=np.uint8).reshape(2 * lim, width)
+    return _csv_bytes(table[m + lim])
 
 
 @dataclass(frozen=True)
@@ -290,7 +433,9 @@ class NeuroSimTrace:
 
     ``weight_matrix``: ``(Kh*Kw*IC, OC)`` = ``weight.reshape(OC, -1).T`` (integers; the weight file
     holds them divided by 2^(weight_bits-1), NeuroSim's [-1, 1) range). ``input_columns``: the
-    unfolded integer input ``(Kh*Kw*IC, windows)``; its bits are the input file.
+    unfolded integer input ``(Kh*Kw*IC, windows)``; its bits are the input file. ``row`` is the layer's
+    NetWork.csv row (pool flag included) in the convention (``padding``) the columns were unfolded in:
+    its NeuroSim window count equals the number of columns (checked when built).
     """
 
     layer: ConvLayer
@@ -299,54 +444,97 @@ class NeuroSimTrace:
     input_columns: np.ndarray = field(compare=False)
     weight_bits: int = 8
     input_bits: int = 8
+    signed_inputs: bool = True
+    padding: str = "padded"
+
+    def __post_init__(self) -> None:
+        windows = self.input_columns.shape[1]
+        if windows != self.row.neurosim_windows:
+            raise ConfigError(
+                f"layer {self.layer.name!r}: the input trace has {windows} windows but its NetWork.csv row "
+                f"{','.join(map(str, self.row.values))} makes NeuroSim read {self.row.neurosim_windows} "
+                f"(int((H-Kh+1)/s*(W-Kw+1)/s)); a trace and a row in different conventions "
+                f"({self.padding!r} here) are refused, since NeuroSim would silently read the wrong windows")
 
     @property
     def bit_matrix(self) -> np.ndarray:
-        return input_bit_matrix(self.input_columns, self.input_bits)
+        return input_bit_matrix(self.input_columns, self.input_bits, self.signed_inputs)
+
+    @property
+    def input_bit_density(self) -> float:
+        """Fraction of 1 bits in the input file (NeuroSim V2.x's per-layer 'activity')."""
+        bits = self.bit_matrix
+        return float(bits.mean()) if bits.size else 0.0
 
     def expected_output(self) -> np.ndarray:
         """``(OC, windows)`` integer products the traced crossbar computes."""
         return self.weight_matrix.T.astype(np.int64) @ self.input_columns.astype(np.int64)
 
-    def command(self, prefix: str = "", neurosim: str = "./NeuroSIM/main", version: str = "1.3",
-                sub_array: int = 128, parallel_read: int = 64) -> str:
-        """The NeuroSim command line for these files, run in the directory holding them: V1.3 takes
-        ``main NetWork.csv <weight bits> <input bits>`` then a weight/input file pair per row; V1.4
-        adds ``<subArray> <parallelRead>`` after the bit widths."""
-        files = self.file_names(prefix)
-        args = [neurosim, files["network"], str(self.weight_bits), str(self.input_bits)]
-        if version != "1.3":
-            args += [str(sub_array), str(parallel_read)]
-        return " ".join(args + [files["weight"], files["input"]])
-
     def file_names(self, prefix: str = "") -> dict[str, str]:
         safe = self.layer.name.replace("/", "_").replace(" ", "_")
         return {"network": f"{prefix}NetWork_{safe}.csv", "weight": f"{prefix}weight_{safe}.csv",
-                "input": f"{prefix}input_{safe}.csv", "command": f"{prefix}trace_command_{safe}.sh"}
+                "weight_old": f"{prefix}weight_{safe}.csv", "input": f"{prefix}input_{safe}.csv",
+                "command": f"{prefix}trace_command_{safe}.sh"}
 
-    def files(self, prefix: str = "") -> dict[str, str]:
-        """File name -> text, ready to write: a one-row NetWork.csv, the weight and input traces and
-        a shell script with the command line."""
+    def command(self, prefix: str = "", neurosim: str = "./NeuroSIM/main", version: str = "1.4",
+                sub_array: int | None = None, parallel_read: int | None = None) -> str:
+        """The command line running this one layer (files in the current directory)."""
         names = self.file_names(prefix)
-        scale = float(1 << (self.weight_bits - 1))
-        weights = "\n".join(",".join(f"{v / scale:.8g}" for v in row) for row in self.weight_matrix)
-        bits = "\n".join(",".join(str(int(v)) for v in row) for row in self.bit_matrix)
-        script = ("#!/bin/sh\n# Run in this directory; NEUROSIM is DNN+NeuroSim's compiled main (V1.3 order).\n"
-                  "# V1.4 adds <subArray> <parallelRead> after the bit widths:\n"
-                  f"#   {self.command(prefix, '$NEUROSIM', version='1.4')}\n"
-                  f"cd \"$(dirname \"$0\")\"\n{self.command(prefix, '${NEUROSIM:-./NeuroSIM/main}')}\n")
-        return {names["network"]: ",".join(map(str, self.row.values)) + "\n",
-                names["weight"]: weights + "\n", names["input"]: bits + "\n", names["command"]: script}
+        names["activity"] = f"{self.input_bit_density:.6f}"
+        args = neurosim_version(version).arguments(names["network"], self.weight_bits, self.input_bits,
+                                                   [names], sub_array, parallel_read)
+        return " ".join([neurosim, *args])
+
+    def data_files(self, prefix: str = "") -> dict[str, bytes]:
+        """The weight and input trace files of this layer."""
+        names = self.file_names(prefix)
+        return {names["weight"]: weights_csv(self.weight_matrix, self.weight_bits),
+                names["input"]: bits_csv(self.bit_matrix)}
+
+    def files(self, prefix: str = "", version: str = "1.4", sub_array: int | None = None,
+              parallel_read: int | None = None) -> dict[str, bytes]:
+        """File name -> bytes, ready to write: a one-row NetWork.csv (checked against NeuroSim's floor
+        plan), the weight and input traces and a shell script with the command line."""
+        from imcflow.cost.neurosim_floorplan import FloorplanSettings, check_floorplan
+
+        v = neurosim_version(version)
+        check_floorplan([self.row.values], FloorplanSettings(sub_array or v.sub_array, self.weight_bits),
+                        where=f"one-layer network of {self.layer.name!r}")
+        names = self.file_names(prefix)
+        script = run_script(self.command(prefix, "$NEUROSIM", version, sub_array, parallel_read), version)
+        return {names["network"]: (",".join(map(str, self.row.values)) + CSV_LINE_ENDING).encode(),
+                **self.data_files(prefix), names["command"]: script.encode()}
+
+
+def run_script(command: str, version: str) -> str:
+    """A POSIX shell script that runs ``command`` from the directory holding it."""
+    return ("#!/bin/sh\n"
+            f"# DNN+NeuroSim V{version} argument order ({neurosim_version(version).source}).\n"
+            "# Set NEUROSIM to its compiled main (default ./NeuroSIM/main).\n"
+            "NEUROSIM=\"${NEUROSIM:-./NeuroSIM/main}\"\n"
+            "cd \"$(dirname \"$0\")\" || exit 1\n"
+            f"exec {command}\n")
+
+
+def _network_row(network: Network | None, layer: ConvLayer, padding: Padding) -> NeuroSimRow:
+    if network is not None:
+        for row, l in zip(neurosim_rows(network, padding).rows, network.layers):
+            if l.name == layer.name:
+                return row
+    return neurosim_rows(Network("trace", (layer,)), padding).rows[0]
 
 
 def neurosim_trace(layer: ConvLayer, weight: np.ndarray, x: np.ndarray, weight_bits: int = 8,
-                   input_bits: int = 8) -> NeuroSimTrace:
+                   input_bits: int = 8, padding: Padding = "padded",
+                   network: Network | None = None) -> NeuroSimTrace:
     """Trace of one layer for integer ``weight`` ``(OC, IC, Kh, Kw)`` (or ``(OC, IC)`` for linear) and
     integer input ``x`` ``(IC, H, W)`` (or ``(IC,)``).
 
-    The input is unfolded with the layer's real padding, stride and dilation, and the one-row
-    NetWork.csv uses the ``padded`` convention, so NeuroSim's window count (for stride 1) equals the
-    number of input columns in the trace."""
+    ``padding="padded"`` (default) unfolds with the layer's real padding, stride and dilation and writes
+    the row as ``H + 2p``; ``"neurosim"`` writes the raw size and unfolds without padding (only the
+    windows NeuroSim counts on it). Either way the row's window count equals the trace's columns, or
+    the trace is refused. ``network`` (the layer's network) supplies the row's pool flag."""
+    _check_choice("padding", padding, PADDING_CONVENTIONS)
     weight = np.asarray(weight)
     x = np.asarray(x)
     if layer.groups != 1:
@@ -362,15 +550,78 @@ def neurosim_trace(layer: ConvLayer, weight: np.ndarray, x: np.ndarray, weight_b
     if weight.size and np.abs(weight).max() > wlim:
         raise ConfigError(f"layer {layer.name!r}: weights must lie in [-{wlim}, {wlim}] for "
                           f"{weight_bits}-bit weights, got max |w| = {np.abs(weight).max()}")
-    row = neurosim_rows(Network("trace", (layer,)), "padded").rows[0]
-    return NeuroSimTrace(layer, row, weight.reshape(layer.out_channels, -1).T.copy(),
-                         unfold_input(layer, x), weight_bits, input_bits)
+    row = _network_row(network, layer, padding)
+    columns = unfold_input(layer, x, padded=padding == "padded")
+    signed = bool(columns.size and columns.min() < 0)
+    return NeuroSimTrace(layer, row, weight.reshape(layer.out_channels, -1).T.copy(), columns,
+                         weight_bits, input_bits, signed, padding)
 
 
-def random_trace(layer: ConvLayer, seed: int = 0, weight_bits: int = 8, input_bits: int = 8) -> NeuroSimTrace:
+def random_trace(layer: ConvLayer, seed: int = 0, weight_bits: int = 8, input_bits: int = 8,
+                 padding: Padding = "padded", network: Network | None = None) -> NeuroSimTrace:
     """A trace with seeded random integer weights (signed) and inputs (non-negative, as after ReLU)."""
     rng = np.random.default_rng(seed)
     wlim = (1 << (weight_bits - 1)) - 1
     weight = rng.integers(-wlim, wlim + 1, size=(layer.out_channels, layer.in_channels, layer.Kh, layer.Kw))
     x = rng.integers(0, 1 << (input_bits - 1), size=(layer.in_channels, *layer.input_size))
-    return neurosim_trace(layer, weight, x, weight_bits, input_bits)
+    return neurosim_trace(layer, weight, x, weight_bits, input_bits, padding, network)
+
+
+@dataclass(frozen=True)
+class NeuroSimTraceSet:
+    """Every layer's traces of one network, its NetWork.csv (same convention) and the run script."""
+
+    network: Network
+    export: NeuroSimExport
+    traces: tuple[NeuroSimTrace, ...]
+    version: str = "1.4"
+    sub_array: int | None = None
+    parallel_read: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.traces) != len(self.export.rows):
+            raise ConfigError(f"network {self.network.name!r}: {len(self.traces)} traces for "
+                              f"{len(self.export.rows)} NetWork.csv rows")
+        for t, row in zip(self.traces, self.export.rows):
+            if t.row != row or t.padding != self.export.padding:
+                raise ConfigError(f"layer {t.layer.name!r}: its trace row {t.row.values} ({t.padding}) "
+                                  f"differs from the network's row {row.values} ({self.export.padding}); "
+                                  f"a mix of conventions is refused")
+        from imcflow.cost.neurosim_floorplan import FloorplanSettings, check_floorplan
+
+        v = neurosim_version(self.version)
+        check_floorplan([r.values for r in self.export.rows],
+                        FloorplanSettings(self.sub_array or v.sub_array, self.traces[0].weight_bits),
+                        where=f"network {self.network.name!r}")
+
+    @property
+    def network_file(self) -> str:
+        return f"NetWork_{self.network.name}.csv"
+
+    def command(self, neurosim: str = "$NEUROSIM") -> str:
+        layers = []
+        for t in self.traces:
+            names = t.file_names()
+            names["activity"] = f"{t.input_bit_density:.6f}"
+            layers.append(names)
+        t0 = self.traces[0]
+        args = neurosim_version(self.version).arguments(self.network_file, t0.weight_bits, t0.input_bits,
+                                                        layers, self.sub_array, self.parallel_read)
+        return " ".join([neurosim, *args])
+
+    def files(self) -> dict[str, bytes]:
+        """File name -> bytes: NetWork_<net>.csv, every layer's weight and input file, run_neurosim.sh."""
+        out = {self.network_file: self.export.to_csv().encode()}
+        for t in self.traces:
+            out.update(t.data_files())
+        out["run_neurosim.sh"] = run_script(self.command(), self.version).encode()
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {"network": self.network.name, "padding": self.export.padding, "version": self.version,
+                "neurosim_ops": self.export.neurosim_ops, "real_ops": real_ops(self.network),
+                "layers": [{"layer": t.layer.name, "row": list(t.row.values),
+                            "windows": int(t.input_columns.shape[1]),
+                            "input_bit_density": t.input_bit_density,
+                            "zero_inputs": float((t.input_columns == 0).mean()),
+                            "signed_inputs": t.signed_inputs} for t in self.traces]}
