@@ -148,9 +148,9 @@ def hierarchy_problem(rows: Sequence[Row], settings: FloorplanSettings) -> str |
     if settings.novel_mapping:
         nm = [c for c, n in zip(cubes, novel) if n]
         if not nm:
-            return (f"no layer qualifies for NeuroSim's novel mapping (kernel area {k_pe} and "
-                    f"IC*Kh*Kw >= subarray {a}); its chip hierarchy needs one with OC*{s} >= {a}, "
-                    f"i.e. a PE of at least 2x{a} columns")
+            return (f"no layer is novel-mapped (kernel area {k_pe} and IC*Kh*Kw >= {a}), and NeuroSim's "
+                    f"chip hierarchy needs one whose PE, 2^ceil(log2(OC*{s})) columns, is at least "
+                    f"2 x {a}")
         if max(nm) < 2 * a:
             return (f"the largest novel-mapped layer needs a PE of {max(nm)} columns "
                     f"(2^ceil(log2(OC*{s}))), below the 2 x {a} = {2 * a} NeuroSim's hierarchy needs")
@@ -168,15 +168,15 @@ def check_floorplan(rows: Sequence[Row], settings: FloorplanSettings | None = No
     >>> check_floorplan([(34, 34, 3, 3, 3, 128, 0, 1)])
     Traceback (most recent call last):
     ...
-    imcflow.errors.ConfigError: network: NeuroSim cannot floor-plan it with a 128x128 subarray ...
+    imcflow.errors.ConfigError: network: NeuroSim cannot floor-plan it with a 128x128 subarray: no layer ...
     """
     settings = settings or FloorplanSettings()
     problem = hierarchy_problem(rows, settings)
     if problem is not None:
         raise ConfigError(f"{where}: NeuroSim cannot floor-plan it with a {settings.sub_array}x"
-                          f"{settings.sub_array} subarray ... {problem}. NeuroSim would print 'SubArray "
-                          f"Size is too large' and crash; use a smaller --sub-array or add a layer "
-                          f"that fills the hierarchy")
+                          f"{settings.sub_array} subarray: {problem}. NeuroSim would print 'SubArray "
+                          f"Size is too large' and then crash; use a smaller --sub-array or trace the "
+                          f"layer within its network (--traces)")
 
 
 def _dup(rows_needed: int, cols_needed: int, unit: int, block: int) -> tuple[int, int]:

@@ -41,7 +41,8 @@ class Exported:
         if self.program is not None:
             self.program.save(path, external_data=True)
             return [path, path + ".data"]
-        with open(path, "w", encoding="utf-8") as fh:
+        # newline="": the text's own line endings (NeuroSim's CRLF) reach the file unchanged
+        with open(path, "w", encoding="utf-8", newline="") as fh:
             fh.write(self.text or "")
         return [path]
 
@@ -50,10 +51,13 @@ class Exported:
 
 
 def _neurosim(network: Network, options: ExportOptions) -> Exported:
-    from imcflow.frontends.neurosim import neurosim_rows
+    from imcflow.frontends.neurosim import neurosim_rows, ops_note
 
     rows = neurosim_rows(network, options.padding, options.groups)  # type: ignore[arg-type]
-    return Exported("neurosim", network.name, rows.to_csv(), notes=rows.notes)
+    notes = rows.notes
+    if rows.neurosim_ops != sum(2 * l.macs for l in network.layers):
+        notes = (*notes, ops_note(network, rows))
+    return Exported("neurosim", network.name, rows.to_csv(), notes=notes)
 
 
 def _yaml(network: Network, options: ExportOptions) -> Exported:
@@ -102,7 +106,7 @@ def export_network(network: Network, to: str, options: ExportOptions | None = No
     >>> from imcflow.layers import ConvLayer, Network
     >>> net = Network("n", (ConvLayer("c", 3, 8, 3, input_size=32, padding=1),))
     >>> export_network(net, "neurosim", ExportOptions(padding="padded")).text
-    '34,34,3,3,3,8,0,1\\n'
+    '34,34,3,3,3,8,0,1\\r\\n'
     """
     if to not in EXPORTERS:
         raise UnknownNameError(f"unknown export format {to!r}; known: {', '.join(EXPORTERS)}")
