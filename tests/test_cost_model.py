@@ -42,7 +42,12 @@ def test_isaac_ima_power_and_area_reproduced():
     assert power_w == pytest.approx(289e-3 / 12, rel=0.01)
     assert cost.energy_breakdown_j["accumulator"] == 0.0  # one row tile: nothing to accumulate
     assert cost.energy_breakdown_j["adc"] / cost.latency_s == pytest.approx(16e-3)  # Table 1 ADC row
-    assert cost.area_mm2 == pytest.approx(0.157 / 12, rel=0.01)
+    # Table 1's IMA area (with its own array area, below 4F^2 at 32 nm; the preset uses the floor)
+    table1 = costed(linear_layer("fc", 128, 128), array,
+                    load_preset("isaac", ["array.area_per_cell_mm2=1.52587890625e-09"]))
+    assert table1.area_mm2 == pytest.approx(0.157 / 12, rel=0.01)
+    assert cost.area_mm2 == pytest.approx(table1.area_mm2 + 8 * 128 * 128 * (4.096e-9 - 1.52587890625e-9))
+    cost = table1
     # ... and the chip: 168 tiles x 12 IMAs of this area is Table 1's IMA share of 62.5 mm2.
     assert cost.area_mm2 * 12 * 168 == pytest.approx(0.157 * 168, rel=0.01)
 

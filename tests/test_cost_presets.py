@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from imcflow.errors import ConfigError, FormatError, UnknownNameError
+from imcflow.hardware.physics import cell_area_problem, min_cell_area_mm2
 from imcflow.hardware.preset import (
     SCHEMA,
     apply_overrides,
@@ -15,6 +16,9 @@ from imcflow.hardware.preset import (
     preset_from_dict,
     preset_names,
 )
+
+# ISAAC Table 1's own array area (0.0002 mm2 per 8 x 128 x 128 cells), below 4F^2 at 32 nm.
+ISAAC_TABLE1_CELL_AREA = "array.area_per_cell_mm2=1.52587890625e-09"
 
 
 def raw(name: str = "isaac") -> dict:
@@ -37,7 +41,20 @@ def test_isaac_constants_match_table1():
     assert p["adc.energy_per_conversion_j"] == pytest.approx(16e-3 / 8 / 1.28e9)
     assert p["adc.area_mm2"] * 8 == pytest.approx(0.0096)
     assert p["dac.area_mm2"] * 8 * 128 == pytest.approx(0.00017)
-    assert p["array.area_per_cell_mm2"] * 8 * 128 * 128 == pytest.approx(0.0002)
+    # Table 1's array area is below the 4F^2 floor at 32 nm: the preset uses the floor instead.
+    table1 = load_preset("isaac", [ISAAC_TABLE1_CELL_AREA])
+    assert table1["array.area_per_cell_mm2"] * 8 * 128 * 128 == pytest.approx(0.0002)
+    assert cell_area_problem(table1) is not None and "1.49 F^2" in cell_area_problem(table1)
+    assert p["array.area_per_cell_mm2"] == pytest.approx(4 * (32e-6) ** 2)
+
+
+def test_every_builtin_cell_is_at_least_4f2():
+    for name in preset_names():
+        p = load_preset(name)
+        assert cell_area_problem(p) is None, name
+        floor = min_cell_area_mm2(p.technology)
+        if floor is not None and p["array.area_per_cell_mm2"] is not None:
+            assert p["array.area_per_cell_mm2"] >= floor
 
 
 def test_override_changes_value_and_source():

@@ -134,7 +134,8 @@ def array_area_mm2(preset: HardwarePreset, array: ArraySpec, input_bits: int,
     """Area of one array with its share of peripherals, by group (None where the preset has no area).
 
     >>> from imcflow.hardware.preset import load_preset
-    >>> a = array_area_mm2(load_preset("isaac"), ArraySpec(128, 128, 2, 16), 16, 16)
+    >>> table1 = load_preset("isaac", ["array.area_per_cell_mm2=1.52587890625e-09"])
+    >>> a = array_area_mm2(table1, ArraySpec(128, 128, 2, 16), 16, 16)
     >>> round(sum(a.values()) * 8, 5)     # one ISAAC IMA = 8 crossbars: Table 1 says 0.0131 mm2
     0.01312
     """
