@@ -56,6 +56,8 @@ CONSTANTS: dict[str, str] = {
     "adc_bits": "ADC (multilevel sense amplifier) resolution, log2(levelOutput)",
     "cell_bits": "bits per cell",
     "parallel_read_rows": "rows read in parallel",
+    "cell_read_energy_j": "energy of one cell read by an input 1 bit (device current x read pulse); "
+                          "SRAM: inside the ADC's current-dependent part",
     "adc_energy_fixed_j": "ADC energy per conversion, current-independent part",
     "adc_energy_current_j": "ADC energy per conversion at all rows used and every input bit 1",
     "shift_add_energy_j": "accumulation energy per conversion (shift-add and adder trees)",
@@ -85,6 +87,7 @@ CONSTANTS: dict[str, str] = {
     "periphery_area_per_subarray_mm2": "decoder, driver and switch-matrix area per subarray",
     "interconnect_area_per_tile_mm2": "bus and H-tree area per tile",
     "reference_input_density": "input bit density of the calibration traces",
+    "post_layout_energy_factor": "energy factor NeuroSim divides its TOPS/W by (zeta, validated mode)",
 }
 _INT_KEYS = {"sub_array", "col_mux", "adc_bits", "cell_bits", "parallel_read_rows", "max_global_bus_bits"}
 
@@ -126,7 +129,16 @@ def load_chip_model(name_or_path: str) -> ChipModel:
     where = f"chip model {os.path.basename(path)}"
     if not isinstance(data, Mapping) or not isinstance(data.get("constants"), Mapping):
         raise FormatError(f"{where}: needs a 'constants' mapping of key: {{value, source}}")
-    body = data["constants"]
+    body = dict(data["constants"])
+    base = data.get("base")
+    if base is not None:
+        # A model may start from another one and change some constants (e.g. the RRAM variant of the
+        # same 22 nm chip); the base's constants keep their sources.
+        if base == data.get("name") or os.path.basename(path) == f"{base}.yaml":
+            raise ConfigError(f"{where}: base {base!r} is the model itself")
+        parent = load_chip_model(str(base))
+        body = {**{k: {"value": v, "source": f"{parent.name}: {parent.sources[k]}"}
+                   for k, v in parent.values.items()}, **body}
     unknown = sorted(set(body) - set(CONSTANTS))
     missing = sorted(set(CONSTANTS) - set(body))
     if unknown or missing:
@@ -212,12 +224,16 @@ class ChipCost:
     def neurosim_ops(self) -> int:
         return sum(l.neurosim_ops for l in self.layers)
 
+    post_layout_energy_factor: float = 1.0
+
     def tops_per_w(self, convention: str = "neurosim") -> float:
-        """NeuroSim's figure: its operation count over dynamic + leakage energy; ``real``: 2 x MACs."""
+        """NeuroSim's figure: its operation count over dynamic + leakage energy times its post-layout
+        factor; ``real``: the same with the real 2 x MACs."""
         ops = self.neurosim_ops if convention == "neurosim" else self.real_ops
         if ops is None:
             raise ConfigError("real operation count unknown: pass real_ops to estimate_chip")
-        return ops / (self.energy_j + self.leakage_energy_j) / 1e12
+        energy = (self.energy_j + self.leakage_energy_j) * self.post_layout_energy_factor
+        return ops / energy / 1e12
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "pipelined": self.pipelined, "latency_s": self.latency_s,
@@ -225,6 +241,7 @@ class ChipCost:
                 "area_mm2": self.area_mm2, "area_breakdown_mm2": dict(self.area_breakdown_mm2),
                 "neurosim_ops": self.neurosim_ops, "real_ops": self.real_ops,
                 "tops_per_w_neurosim": self.tops_per_w(),
+                "tops_per_w_real": None if self.real_ops is None else self.tops_per_w("real"),
                 "floorplan": self.floorplan.to_dict(), "layers": [l.to_dict() for l in self.layers]}
 
     def to_frame(self):
@@ -261,6 +278,7 @@ class ChipLayerEvents:
 
     windows: int
     conversions: int
+    cell_reads: float       # cells read with an input 1 bit (used rows x density per conversion)
     current: float          # fraction of rows used x input bit density (bit-line current share)
     core_cycles: float      # N x B x col_mux / speed_up
     adder_stages: float     # N x max(1, ceil(log2(row subarrays)))
@@ -307,6 +325,7 @@ def chip_events(rows: Sequence[Sequence[int]], model: ChipModel, fp: Floorplan, 
         t_in, t_out = in_bits * m["input_toggle"], out_bits * m["output_toggle"]
         events.append(ChipLayerEvents(
             windows=n, conversions=n * input_bits * row_sub * col_sub * a,
+            cell_reads=n * input_bits * row_sub * col_sub * a * min(rows_per_block, a) * dens,
             current=used * dens,
             core_cycles=n * input_bits * mux / p.speed_up,
             adder_stages=n * max(1, math.ceil(math.log2(row_sub))),
@@ -356,6 +375,7 @@ def estimate_chip(rows: Sequence[Sequence[int]], model: ChipModel | str = "neuro
         latency = {"core": e.core_cycles * clk, "accumulation": e.adder_stages * m["adder_stage_cycles"] * clk,
                    "buffer": buffer * clk, "interconnect": bus * clk}
         energy = {
+            "cells": e.cell_reads * m["cell_read_energy_j"],
             "adc": e.conversions * (m["adc_energy_fixed_j"] + m["adc_energy_current_j"] * e.current),
             "accumulation": e.conversions * m["shift_add_energy_j"],
             "periphery": e.conversions * (m["periphery_energy_fixed_j"]
@@ -389,4 +409,4 @@ def estimate_chip(rows: Sequence[Sequence[int]], model: ChipModel | str = "neuro
             "accumulation": subarrays * m["accumulation_area_per_subarray_mm2"],
             "periphery": subarrays * m["periphery_area_per_subarray_mm2"],
             "interconnect": total_tiles * m["interconnect_area_per_tile_mm2"]}
-    return ChipCost(m.name, pipelined, fp, tuple(out), area, real_ops)
+    return ChipCost(m.name, pipelined, fp, tuple(out), area, real_ops, m["post_layout_energy_factor"])
