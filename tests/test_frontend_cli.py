@@ -81,10 +81,12 @@ def test_export_grouped_model_to_neurosim(tmp_path, capsys):
 
 def test_export_trace_files(tmp_path, capsys):
     d = tmp_path / "trace"
+    # 16 -> 16 channels in 4-bit weights need a 32-row subarray to fill NeuroSim's hierarchy
     assert main(["export", "resnet20", "--to", "neurosim", "--trace", "layer1.0.conv1", "--trace-dir", str(d),
-                 "--weight-bits", "4", "--input-bits", "4"]) == 0
+                 "--weight-bits", "4", "--input-bits", "4", "--padding", "padded", "--sub-array", "32"]) == 0
     assert "trace_command_layer1.0.conv1.sh" in capsys.readouterr().err
-    assert (d / "NetWork_layer1.0.conv1.csv").read_text() == "34,34,16,3,3,16,0,1\n"
+    assert (d / "NetWork_layer1.0.conv1.csv").read_bytes() == b"34,34,16,3,3,16,0,1\r\n"
+    assert " 4 4 32 128 " in (d / "trace_command_layer1.0.conv1.sh").read_text()   # V1.4 order
     weights = np.loadtxt(d / "weight_layer1.0.conv1.csv", delimiter=",")
     bits = np.loadtxt(d / "input_layer1.0.conv1.csv", delimiter=",")
     assert weights.shape == (3 * 3 * 16, 16) and bits.shape == (3 * 3 * 16, 32 * 32 * 4)

@@ -1,6 +1,8 @@
 """NeuroSim NetWork.csv import/export and trace files, against NeuroSim's own file and torch conv2d."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -21,17 +23,9 @@ from imcflow.layers import ConvLayer, Network
 from imcflow.mapping import map_layer
 from imcflow.networks import load_network
 
-# DNN+NeuroSim V1.3, Inference_pytorch/NeuroSIM/NetWork_VGG8.csv (the VGG-8 its README runs;
-# reproduced from that release, not fetched here): raw 32x32 sizes, pool flags after conv2/4/6.
-NEUROSIM_VGG8 = """32,32,3,3,3,128,0,1
-32,32,128,3,3,128,1,1
-16,16,128,3,3,256,0,1
-16,16,256,3,3,256,1,1
-8,8,256,3,3,512,0,1
-8,8,512,3,3,512,1,1
-1,1,8192,1,1,1024,0,1
-1,1,1024,1,1,10,0,1
-"""
+# DNN+NeuroSim's own Inference_pytorch/NeuroSIM/NetWork_VGG8.csv (V1.4 ac828e6; the same bytes in V1.3
+# and V2.1), CRLF line endings as shipped: raw 32x32 sizes, pool flags after conv2/4/6.
+NEUROSIM_VGG8 = (Path(__file__).parent / "data" / "neurosim" / "NetWork_VGG8.csv").read_bytes().decode()
 
 
 def _fields(layer: ConvLayer) -> dict:
@@ -162,7 +156,7 @@ def test_binary_csv_is_a_format_error(tmp_path):
 
 @pytest.mark.parametrize("layer", [
     ConvLayer("c3", 4, 5, 3, input_size=(7, 6), padding=1),
-    ConvLayer("s2", 3, 6, (3, 2), input_size=9, stride=2, padding=(1, 0)),
+    ConvLayer("s2", 3, 6, (3, 2), input_size=(10, 9), stride=2, padding=(1, 0)),
     ConvLayer("fc", 20, 7, 1, kind="linear"),
 ])
 def test_trace_encodes_the_real_convolution(layer):
@@ -187,19 +181,25 @@ def test_trace_encodes_the_real_convolution(layer):
 
 
 def test_trace_files_and_command():
-    layer = ConvLayer("layer1.0.conv1", 4, 3, 3, input_size=5, padding=1)
+    layer = ConvLayer("layer1.0.conv1", 16, 64, 3, input_size=5, padding=1)
     trace = random_trace(layer, seed=1, weight_bits=4, input_bits=4)
     files = trace.files()
-    assert files["NetWork_layer1.0.conv1.csv"] == "7,7,4,3,3,3,0,1\n"   # padded: 25 windows = 25 columns
-    weights = np.loadtxt(files["weight_layer1.0.conv1.csv"].splitlines(), delimiter=",")
-    assert weights.shape == (36, 3) and np.array_equal(weights * 8, trace.weight_matrix)
-    bits = np.loadtxt(files["input_layer1.0.conv1.csv"].splitlines(), delimiter=",")
-    assert bits.shape == (36, 25 * 4) and np.array_equal(bits, trace.bit_matrix)
-    assert trace.command() == ("./NeuroSIM/main NetWork_layer1.0.conv1.csv 4 4 "
-                               "weight_layer1.0.conv1.csv input_layer1.0.conv1.csv")
-    assert trace.command(version="1.4").split()[2:6] == ["4", "4", "128", "64"]
-    assert trace.command() in files["trace_command_layer1.0.conv1.sh"].replace("${NEUROSIM:-./NeuroSIM/main}",
-                                                                                "./NeuroSIM/main")
+    assert files["NetWork_layer1.0.conv1.csv"] == b"7,7,16,3,3,64,0,1\r\n"   # padded: 25 windows = 25 columns
+    weights = np.loadtxt(files["weight_layer1.0.conv1.csv"].decode().splitlines(), delimiter=",")
+    assert weights.shape == (144, 64) and np.array_equal(weights * 8, trace.weight_matrix)
+    bits = np.loadtxt(files["input_layer1.0.conv1.csv"].decode().splitlines(), delimiter=",")
+    assert bits.shape == (144, 25 * 4) and np.array_equal(bits, trace.bit_matrix)
+    assert trace.command(version="1.3") == ("./NeuroSIM/main NetWork_layer1.0.conv1.csv 4 4 "
+                                            "weight_layer1.0.conv1.csv input_layer1.0.conv1.csv")
+    assert trace.command().split()[2:6] == ["4", "4", "128", "128"]   # V1.4 (default), its driver's 128 128
+    script = files["trace_command_layer1.0.conv1.sh"].decode()
+    assert script.splitlines()[-1] == "exec " + trace.command(neurosim="$NEUROSIM")
+
+
+def test_stride_whose_window_count_neurosim_gets_wrong_is_refused():
+    # padded 11 x 9, kernel 3 x 2, stride 2: NeuroSim counts int(4.5 * 4) = 18 windows, the layer has 20
+    with pytest.raises(ConfigError, match="20 windows.*read 18"):
+        random_trace(ConvLayer("s2", 3, 6, (3, 2), input_size=9, stride=2, padding=(1, 0)))
 
 
 def test_unfold_matches_torch_unfold_with_dilation_and_stride():

@@ -72,7 +72,8 @@ def _capture_inputs(model: nn.Module, images: torch.Tensor) -> dict[nn.Module, t
         if module not in inputs:  # a shared module is traced at its first call
             quant = getattr(module, "input_quantizer", None)
             x = args[0]
-            inputs[module] = quant(x) if quant is not None else x
+            # a copy: an in-place activation later in the model must not change what was traced
+            inputs[module] = (quant(x) if quant is not None else x).detach().clone()
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (nn.Conv2d, nn.Linear))]
     was_training = model.training
