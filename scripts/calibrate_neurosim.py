@@ -40,9 +40,9 @@ def fit(name: str, target: list[float], features: list[list[float]], labels: lis
     s = y if scale is None else np.asarray(scale, dtype=float)
     coef, _ = nnls(x / s[:, None], y / s)
     ratio = (x @ coef) / y
-    print(f"{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in zip(labels, coef))
+    print(f"{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in zip(labels, coef, strict=False))
           + f"   model/NeuroSim in [{ratio.min():.3f}, {ratio.max():.3f}]")
-    return dict(zip(labels, coef))
+    return dict(zip(labels, coef, strict=False))
 
 
 def main(path: str) -> None:
@@ -55,7 +55,7 @@ def main(path: str) -> None:
         fp = plan_floor(rows, FloorplanSettings(pipeline=pipelined))
         evs = chip_events(rows, model, fp, 8, 8, [model["reference_input_density"]] * len(rows))
         layer_refs = [r for r in ref if r["run"] == run]
-        for e, r in zip(evs, layer_refs):
+        for e, r in zip(evs, layer_refs, strict=False):
             events.append(e)
             obs.append({k: float(v) for k, v in r.items() if k not in ("run", "layer", "area_um2") and v})
     n = [e.windows for e in events]
@@ -63,7 +63,7 @@ def main(path: str) -> None:
     fit("buffer latency [cycles per bit = 1/width]",
         [o["buffer_latency_ns"] / clk_ns for o in obs],
         [[w * e.tile_input_bits * f, w * e.tile_output_bits * f, w * e.tile_input_bits * (1 - f),
-          w * e.tile_output_bits * (1 - f), e.global_bits] for e, w, f in zip(events, n, nm)],
+          w * e.tile_output_bits * (1 - f), e.global_bits] for e, w, f in zip(events, n, nm, strict=False)],
         ["nm_in", "nm_out", "cm_in", "cm_out", "global"])
     fit("interconnect latency [cycles]", [o["ic_latency_ns"] / clk_ns for o in obs],
         [[e.bus_input_transfers, e.bus_output_transfers, 1.0] for e in events], ["input", "output", "layer"])

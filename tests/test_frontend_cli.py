@@ -34,7 +34,7 @@ def test_resnet18_maps_identically_from_every_entry_point(tmp_path):
     for fmt, path in files.items():
         other = _mapping(str(path), str(tmp_path / f"{fmt}.json"))
         assert len(other["layers"]) == len(reference["layers"]), fmt
-        for a, b in zip(reference["layers"], other["layers"]):  # by layer order, whatever the names
+        for a, b in zip(reference["layers"], other["layers"], strict=False):  # by layer order, whatever the names
             for method in METHODS:
                 assert a[method] == b[method], (fmt, a["name"], method)
             assert a["best"] == b["best"]

@@ -66,7 +66,7 @@ def test_padded_export_keeps_resnet18_window_counts_and_mapping():
     assert export.to_csv().splitlines()[-1] == "1,1,512,1,1,1000,0,1"
     back = parse_neurosim_csv(export.to_csv(), padding="padded")
     array = ArraySpec(256, 256)
-    for a, b, row in zip(net.layers, back.layers, export.rows):
+    for a, b, row in zip(net.layers, back.layers, export.rows, strict=False):
         assert a.output_size() == b.output_size()
         assert (a.IC, a.OC, a.kernel_size, a.stride) == (b.IC, b.OC, b.kernel_size, b.stride)
         assert map_layer(a, array, "vwsdk") .cycles == map_layer(b, array, "vwsdk").cycles
@@ -97,7 +97,8 @@ def test_round_trips(data):
     # a 1x1 conv on a 1x1 map and a linear layer are the same row).
     text = neurosim_rows(net, "neurosim").to_csv()
     back = parse_neurosim_csv(text, padding="neurosim")
-    strip = lambda layers: [{k: v for k, v in _fields(l).items() if k != "kind"} for l in layers]
+    def strip(layers):
+        return [{k: v for k, v in _fields(l).items() if k != "kind"} for l in layers]
     assert strip(back.layers) == strip(net.layers)
     # file -> network -> file is the identity, for both conventions.
     for padding in ("neurosim", "padded"):

@@ -37,7 +37,7 @@ DATA = Path(__file__).parent / "data" / "neurosim"
 NETWORK_VGG8 = (DATA / "NetWork_VGG8.csv").read_bytes()   # DNN_NeuroSim_V1.4 ac828e6, as shipped
 VGG8_ROWS = [tuple(int(v) for v in line.split(",")) for line in NETWORK_VGG8.decode().split("\r\n") if line]
 PADDED_ROWS = [(h + 2, w + 2, *rest) if k == 3 else (h, w, *rest)
-               for (h, w, *rest), k in zip(VGG8_ROWS, [r[3] for r in VGG8_ROWS])]
+               for (h, w, *rest), k in zip(VGG8_ROWS, [r[3] for r in VGG8_ROWS], strict=False)]
 
 
 def reference(run: str) -> list[dict[str, str]]:
@@ -215,7 +215,7 @@ def test_chip_model_within_target_of_neurosim_v14(run, rows, pipelined):
     ref = reference(run)
     layers, chip = ref[:-1], ref[-1]
     cost = estimate_chip(rows, "neurosim-sram22", pipelined=pipelined)
-    for ours, theirs in zip(cost.layers, layers):
+    for ours, theirs in zip(cost.layers, layers, strict=False):
         for mine, key in ((ours.latency_s * 1e9, "latency_ns"), (ours.energy_j * 1e12, "energy_pj")):
             ratio = mine / float(theirs[key])
             assert 1 / 1.25 <= ratio <= 1.25, (run, theirs["layer"], key, ratio)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from imcflow.cli_commands import _common as c
 from imcflow.errors import ConfigError
@@ -71,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
                       f"(ratio {cmp.area_ratio:.3f}); worst layer ratio {cmp.worst_layer_ratio:.3f}")
         c.emit(text, args.out)
         return 0
+    mode = "pipelined" if cost.pipelined else "layer by layer"
     if args.format == "json":
         text = c.to_json(cost.to_dict())
     elif args.format == "csv":
@@ -81,10 +81,11 @@ def run(args: argparse.Namespace) -> int:
                  l.energy_j * 1e6, l.leakage_energy_j * 1e6] for l in cost.layers]
         text = (render_table(["layer", "tiles", "speed-up", "latency us", "buffer us", "bus us", "energy uJ",
                               "leakage uJ"], rows,
-                             f"{network.name} on {cost.model} ({'pipelined' if cost.pipelined else 'layer by layer'})")
+                             f"{network.name} on {cost.model} ({mode})")
                 + f"\nper image: {cost.latency_s * 1e6:.2f} us, {cost.energy_j * 1e6:.2f} uJ dynamic + "
                   f"{cost.leakage_energy_j * 1e6:.3f} uJ leakage, {cost.area_mm2:.2f} mm2; operations: "
-                  f"{cost.neurosim_ops / 1e9:.4g} G NeuroSim's count, {(cost.real_ops or 0) / 1e9:.4g} G real "
+                  f"{cost.neurosim_ops / 1e9:.4g} G NeuroSim's count, "
+                  f"{(cost.real_ops or 0) / 1e9:.4g} G real "
                   f"(2 x MACs); {cost.tops_per_w():.2f} TOPS/W as NeuroSim counts, "
                   f"{cost.tops_per_w('real'):.2f} real")
     c.emit(text, args.out)

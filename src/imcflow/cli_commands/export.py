@@ -93,8 +93,8 @@ def _write_trace(trace, files: dict[str, bytes], args: argparse.Namespace) -> No
 def _model_and_images(args: argparse.Namespace):
     import torch
 
-    from imcflow.train.loop import prepare_inputs
     from imcflow.train.datasets import load_dataset
+    from imcflow.train.loop import prepare_inputs
 
     data: dict = {}
     if args.checkpoint:
@@ -112,8 +112,10 @@ def _model_and_images(args: argparse.Namespace):
                               f"got {args.model!r}")
         name = args.model
         shape = c.network_from_args(args).input_shape
+        if not shape:
+            raise ConfigError(f"model {name!r} has no input shape; give --input CxHxW")
         torch.manual_seed(args.seed)
-        model = create_model(name, in_channels=shape[0], input_size=tuple(shape[1:]))
+        model = create_model(name, in_channels=shape[0], input_size=(shape[1], shape[2]))
         if args.weights:
             try:
                 model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
@@ -126,7 +128,8 @@ def _model_and_images(args: argparse.Namespace):
     if args.root:
         data["root"] = args.root
     if not data.get("name"):
-        raise ConfigError("--traces needs images: give --data NAME (digits, mnist, fashion-mnist, cifar10, ...)")
+        raise ConfigError("--traces needs images: give --data NAME (digits, mnist, fashion-mnist, "
+                          "cifar10, ...)")
     c_images = args.images
     if c_images < 1:
         raise ConfigError(f"--images must be >= 1, got {c_images}")

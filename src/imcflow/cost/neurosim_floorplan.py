@@ -146,7 +146,7 @@ def hierarchy_problem(rows: Sequence[Row], settings: FloorplanSettings) -> str |
     novel = [settings.novel_mapping and r[3] * r[4] == k_pe and r[2] * r[3] * r[4] >= a for r in rows]
     cubes = [_pow2_ceil(r[5] * s) for r in rows]
     if settings.novel_mapping:
-        nm = [c for c, n in zip(cubes, novel) if n]
+        nm = [c for c, n in zip(cubes, novel, strict=False) if n]
         if not nm:
             return (f"no layer is novel-mapped (kernel area {k_pe} and IC*Kh*Kw >= {a}), and NeuroSim's "
                     f"chip hierarchy needs one whose PE, 2^ceil(log2(OC*{s})) columns, is at least "
@@ -203,8 +203,8 @@ def plan_floor(rows: Sequence[Row], settings: FloorplanSettings | None = None) -
     k_pe = _pe_kernel_area(rows)
     novel = [settings.novel_mapping and r[3] * r[4] == k_pe and r[2] * r[3] * r[4] >= a for r in rows]
     cubes = [_pow2_ceil(r[5] * s) for r in rows]
-    max_nm = max([c for c, n in zip(cubes, novel) if n], default=0)
-    max_cm = max([c for c, n in zip(cubes, novel) if not n], default=0)
+    max_nm = max([c for c, n in zip(cubes, novel, strict=False) if n], default=0)
+    max_cm = max([c for c, n in zip(cubes, novel, strict=False) if not n], default=0)
 
     speed = [1] * len(rows)
     if settings.pipeline:
@@ -215,14 +215,15 @@ def plan_floor(rows: Sequence[Row], settings: FloorplanSettings | None = None) -
         speed = [math.ceil((r[0] / bound) ** 2) for r in rows]
 
     def nm_tiles(pe: int) -> tuple[float, float]:
-        n = sum(math.ceil(r[2] / pe) * math.ceil(r[5] * s / pe) for r, m in zip(rows, novel) if m)
-        w = sum(r[2] * r[3] * r[4] * r[5] * s for r, m in zip(rows, novel) if m)
+        n = sum(math.ceil(r[2] / pe) * math.ceil(r[5] * s / pe)
+                for r, m in zip(rows, novel, strict=True) if m)
+        w = sum(r[2] * r[3] * r[4] * r[5] * s for r, m in zip(rows, novel, strict=False) if m)
         return n, w / (n * pe * pe * k_pe) if n else 0.0
 
     def cm_tiles(tile: int) -> tuple[float, float]:
         n = sum(math.ceil(r[2] * r[3] * r[4] / tile) * math.ceil(r[5] * s / tile)
-                for r, m in zip(rows, novel) if not m)
-        w = sum(r[2] * r[3] * r[4] * r[5] * s for r, m in zip(rows, novel) if not m)
+                for r, m in zip(rows, novel, strict=False) if not m)
+        w = sum(r[2] * r[3] * r[4] * r[5] * s for r, m in zip(rows, novel, strict=False) if not m)
         return n, w / (n * tile * tile) if n else 0.0
 
     nm_pe = 0
@@ -244,7 +245,7 @@ def plan_floor(rows: Sequence[Row], settings: FloorplanSettings | None = None) -
     pe_dups: dict[int, list[tuple[int, int]]] = {}
     for pe in _halvings(cm_tile // 2, 2 * a):
         dups, used = [], 0
-        for r, m in zip(rows, novel):
+        for r, m in zip(rows, novel, strict=False):
             d = (1, 1)
             if not m and (r[2] * r[3] * r[4] <= cm_tile or r[5] * s <= cm_tile):
                 d = _dup(r[2] * r[3] * r[4], r[5] * s, pe, cm_tile)
@@ -256,19 +257,19 @@ def plan_floor(rows: Sequence[Row], settings: FloorplanSettings | None = None) -
         if util > best_cm:
             best_cm, cm_pe = util, pe
     pe_dup = pe_dups.get(cm_pe) or [(1, 1)] * len(rows)
-    pe_dup = [d if not m else (1, 1) for d, m in zip(pe_dup, novel)]
+    pe_dup = [d if not m else (1, 1) for d, m in zip(pe_dup, novel, strict=False)]
 
     placements = []
-    for i, (r, m) in enumerate(zip(rows, novel)):
+    for i, (r, m) in enumerate(zip(rows, novel, strict=False)):
         r_rows = r[2] if m else r[2] * r[3] * r[4]
         block = nm_pe if m else cm_pe
         sub = _dup(r_rows, r[5] * s, a, block) if (r_rows <= block or r[5] * s <= block) else (1, 1)
-        dups = pe_dup[i][0] * pe_dup[i][1] * sub[0] * sub[1]
-        extra = math.ceil(speed[i] / dups) if settings.pipeline else 1
+        copies_in_place = pe_dup[i][0] * pe_dup[i][1] * sub[0] * sub[1]
+        extra = math.ceil(speed[i] / copies_in_place) if settings.pipeline else 1
         size = nm_pe if m else cm_tile
         t_rows = math.ceil(r_rows / size) * extra
         t_cols = math.ceil(r[5] * s / size)
-        copies = max(speed[i], dups) if settings.pipeline else dups
+        copies = max(speed[i], copies_in_place) if settings.pipeline else copies_in_place
         util = copies * r[2] * r[3] * r[4] * r[5] * s / (t_rows * t_cols * size * size * (k_pe if m else 1))
         placements.append(LayerPlacement(i, m, t_rows, t_cols, pe_dup[i][0] * sub[0] * extra,
                                          pe_dup[i][1] * sub[1], util))

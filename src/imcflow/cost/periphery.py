@@ -105,6 +105,10 @@ class ChipModel:
     def __getitem__(self, key: str) -> float:
         return self.values[key]
 
+    def integer(self, key: str) -> int:
+        """A count constant (subarray size, bits, ...) as an int (validated integral on load)."""
+        return int(self.values[key])
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "source": self.source,
                 "constants": {k: {"value": v, "source": self.sources[k]} for k, v in self.values.items()}}
@@ -146,7 +150,8 @@ def load_chip_model(name_or_path: str) -> ChipModel:
     values, sources = {}, {}
     for key in CONSTANTS:
         leaf = body[key]
-        if not isinstance(leaf, Mapping) or set(leaf) != {"value", "source"} or not str(leaf["source"]).strip():
+        if (not isinstance(leaf, Mapping) or set(leaf) != {"value", "source"}
+                or not str(leaf["source"]).strip()):
             raise FormatError(f"{where}: {key} must be {{value: ..., source: '...'}} with a source")
         v = leaf["value"]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -250,15 +255,15 @@ class ChipCost:
         return pd.DataFrame([l.to_dict() for l in self.layers])
 
 
-def global_bus_bits(fp: Floorplan, sub_array: int, col_mux: int, maximum: int) -> float:
+def global_bus_bits(fp: Floorplan, col_mux: int, maximum: float) -> float:
     """NeuroSim's global bus: each tile's interface (a CM tile's rows plus its muxed outputs; an NM
     tile's ``sqrt(k)`` PEs' rows and outputs), summed over layers (pipelined: over every tile), halved
     until at most ``maximum``."""
     k_side = math.ceil(math.sqrt(fp.pe_kernel_area)) if fp.pe_kernel_area else 1
     width = 0.0
     for p in fp.layers:
-        per = (fp.nm_pe_size * k_side) if p.novel else fp.cm_tile_size
-        per += per / col_mux
+        rows_in = float(fp.nm_pe_size * k_side if p.novel else fp.cm_tile_size)
+        per = rows_in + rows_in / col_mux
         width += per * (p.tiles if fp.settings.pipeline else 1)
     while width > maximum:
         width /= 2
@@ -268,7 +273,7 @@ def global_bus_bits(fp: Floorplan, sub_array: int, col_mux: int, maximum: int) -
 def _psum_bits(m: ChipModel, input_bits: int, slices: int, pe_subarrays: int, pes: int) -> int:
     # NeuroSim's partial-sum word: ADC bits + input bits + weight-slice shifts + sign, grown by the
     # adder trees of a PE (ceil(sqrt(subarrays))) and of a tile (ceil(log2(PEs))).
-    return (m["adc_bits"] + input_bits + (slices - 1) * m["cell_bits"] + 1
+    return (m.integer("adc_bits") + input_bits + (slices - 1) * m.integer("cell_bits") + 1
             + math.ceil(math.sqrt(pe_subarrays)) + math.ceil(math.log2(max(pes, 1))))
 
 
@@ -298,13 +303,13 @@ def chip_events(rows: Sequence[Sequence[int]], model: ChipModel, fp: Floorplan, 
                 weight_bits: int, densities: Sequence[float]) -> list[ChipLayerEvents]:
     """The events of every layer of ``rows`` on floor plan ``fp`` (see the module docstring)."""
     m = model
-    a, mux = m["sub_array"], m["col_mux"]
-    slices = math.ceil(weight_bits / m["cell_bits"])
-    bus = global_bus_bits(fp, a, mux, m["max_global_bus_bits"])
+    a, mux = m.integer("sub_array"), m.integer("col_mux")
+    slices = math.ceil(weight_bits / m.integer("cell_bits"))
+    bus = global_bus_bits(fp, mux, m["max_global_bus_bits"])
     grid_rows, grid_cols = fp.tile_grid
     k_side = math.ceil(math.sqrt(fp.pe_kernel_area)) if fp.pe_kernel_area else 1
     events = []
-    for r, p, dens in zip(rows, fp.layers, densities):
+    for r, p, dens in zip(rows, fp.layers, densities, strict=False):
         h, w, ic, kh, kw, oc, pool, stride = (list(r) + [1])[:8]
         n = int((h - kh + 1) / stride * (w - kw + 1) / stride)
         big = ic * kh * kw
@@ -349,8 +354,8 @@ def estimate_chip(rows: Sequence[Sequence[int]], model: ChipModel | str = "neuro
     the model's ``reference_input_density``. ``real_ops`` (2 x MACs) is only reported.
     """
     m = load_chip_model(model) if isinstance(model, str) else model
-    a, mux = m["sub_array"], m["col_mux"]
-    fp = plan_floor(rows, FloorplanSettings(a, weight_bits, m["cell_bits"], True, pipelined,
+    a, mux = m.integer("sub_array"), m.integer("col_mux")
+    fp = plan_floor(rows, FloorplanSettings(a, weight_bits, m.integer("cell_bits"), True, pipelined,
                                             speed_up_degree))
     n_layers = len(rows)
     if input_density is None:
@@ -365,14 +370,15 @@ def estimate_chip(rows: Sequence[Sequence[int]], model: ChipModel | str = "neuro
     clk = m["clock_period_s"]
     out: list[ChipLayerCost] = []
     for i, (r, p, e) in enumerate(zip(rows, fp.layers,
-                                      chip_events(rows, m, fp, input_bits, weight_bits, dens))):
+                                      chip_events(rows, m, fp, input_bits, weight_bits, dens), strict=False)):
         w_in = m["tile_input_width_nm_bits"] if e.novel else m["tile_input_width_cm_bits"]
         w_out = m["tile_output_width_nm_bits"] if e.novel else m["tile_output_width_cm_bits"]
         buffer = (e.windows * (e.tile_input_bits / w_in + e.tile_output_bits / w_out)
                   + e.global_bits / m["global_buffer_width_bits"])
         bus = (m["bus_input_cycles"] * e.bus_input_transfers + m["bus_output_cycles"] * e.bus_output_transfers
                + m["bus_layer_cycles"])
-        latency = {"core": e.core_cycles * clk, "accumulation": e.adder_stages * m["adder_stage_cycles"] * clk,
+        latency = {"core": e.core_cycles * clk,
+                   "accumulation": e.adder_stages * m["adder_stage_cycles"] * clk,
                    "buffer": buffer * clk, "interconnect": bus * clk}
         energy = {
             "cells": e.cell_reads * m["cell_read_energy_j"],

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -38,6 +38,11 @@ GROUP_POLICIES = ("refuse", "expand")
 Padding = Literal["neurosim", "padded"]
 
 
+def _pair(value: tuple[int, int] | int) -> tuple[int, int]:
+    # ConvLayer normalises its size fields to pairs when built; this tells the type checker so.
+    return value if isinstance(value, tuple) else (value, value)
+
+
 def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
@@ -50,12 +55,13 @@ def _row_values(raw: list[str], line: int, source: str) -> list[int]:
         raise FormatError(f"{source}, line {line}: expected 8 comma-separated fields ({', '.join(COLUMNS)}) "
                           f"or 7 (no stride, older NeuroSim files), got {len(raw)}")
     values = []
-    for column, text in zip(COLUMNS, raw):
+    for column, text in zip(COLUMNS, raw, strict=False):
         text = text.strip()
         try:
             value = int(text)
         except ValueError:
-            raise FormatError(f"{source}, line {line}: field {column} must be an integer, got {text!r}") from None
+            raise FormatError(f"{source}, line {line}: field {column} must be an integer, "
+                              f"got {text!r}") from None
         minimum = 0 if column == "pool_flag" else 1
         if value < minimum or (column == "pool_flag" and value > 1):
             allowed = "0 or 1" if column == "pool_flag" else ">= 1"
@@ -92,7 +98,7 @@ def parse_neurosim_csv(text: str, source: str = "<NetWork.csv>", padding: Paddin
         pad = ((kh - 1) // 2, (kw - 1) // 2) if padding == "neurosim" else (0, 0)
         try:
             layers.append(ConvLayer(layer_name, ic, oc, (kh, kw), input_size=(h, w), stride=stride,
-                                    padding=pad, kind=kind))
+                                    padding=pad, kind=cast(Literal["conv", "linear"], kind)))
         except ConfigError as exc:
             raise FormatError(f"{source}, line {line_no}: {exc}") from None
         pool_flags.append(pool)
@@ -101,7 +107,7 @@ def parse_neurosim_csv(text: str, source: str = "<NetWork.csv>", padding: Paddin
                           f"{', '.join(COLUMNS)}")
     first = layers[0]
     meta = {"neurosim": {"padding": padding, "pool_flags": pool_flags, "columns": sorted(columns)}}
-    return Network(name, tuple(layers), input_shape=(first.in_channels, *first.input_size),
+    return Network(name, tuple(layers), input_shape=(first.in_channels, first.H, first.W),
                    source=source, meta=meta)
 
 
@@ -143,7 +149,7 @@ class NeuroSimRow:
         return int((self.ifm_h - self.kh + 1) / self.stride * (self.ifm_w - self.kw + 1) / self.stride)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, **dict(zip(COLUMNS, self.values))}
+        return {"layer": self.layer, **dict(zip(COLUMNS, self.values, strict=False))}
 
 
 @dataclass(frozen=True)
@@ -194,12 +200,12 @@ def _pool_flags(network: Network) -> list[int]:
         return list(flags)  # an imported NeuroSim file keeps its own flags
     layers = network.layers
     out = []
-    for layer, nxt in zip(layers, layers[1:] + (None,)):
+    for layer, nxt in zip(layers, layers[1:] + (None,), strict=False):
         if nxt is None or layer.kind == "linear":
             out.append(0)
             continue
         ho, wo = layer.output_size()
-        out.append(int(nxt.input_size[0] < ho or nxt.input_size[1] < wo))
+        out.append(int(nxt.H < ho or nxt.W < wo))
     return out
 
 
@@ -221,7 +227,7 @@ def neurosim_rows(network: Network, padding: Padding = "neurosim", groups: str =
     for l in network.layers:
         if l.dilation != (1, 1):
             problems.append(f"{l.name}: dilation {l.dilation} (NetWork.csv has no dilation column)")
-        if l.stride[0] != l.stride[1]:
+        if _pair(l.stride)[0] != _pair(l.stride)[1]:
             problems.append(f"{l.name}: stride {l.stride} (NetWork.csv has one stride for both axes)")
         if l.groups > 1 and groups == "refuse":
             problems.append(f"{l.name}: groups={l.groups} (NetWork.csv has no groups column; "
@@ -230,13 +236,13 @@ def neurosim_rows(network: Network, padding: Padding = "neurosim", groups: str =
         raise ConfigError(f"network {network.name!r} cannot be written as NeuroSim NetWork.csv:\n  "
                           + "\n  ".join(problems))
     rows, mismatches = [], []
-    for layer, pool in zip(network.layers, _pool_flags(network)):
+    for layer, pool in zip(network.layers, _pool_flags(network), strict=False):
         if layer.kind == "linear" and layer.input_size == (1, 1):
             base = dict(ifm_h=1, ifm_w=1, kh=1, kw=1, pool_flag=0, stride=1)
         else:
-            extra = layer.padding if padding == "padded" else (0, 0)
+            extra = _pair(layer.padding) if padding == "padded" else (0, 0)
             base = dict(ifm_h=layer.H + 2 * extra[0], ifm_w=layer.W + 2 * extra[1], kh=layer.Kh,
-                        kw=layer.Kw, pool_flag=pool, stride=layer.stride[0])
+                        kw=layer.Kw, pool_flag=pool, stride=_pair(layer.stride)[0])
         for g in range(layer.groups):
             last = g == layer.groups - 1
             row = NeuroSimRow(layer=layer.name if layer.groups == 1 else f"{layer.name}[g{g}]",
@@ -343,10 +349,11 @@ def unfold_input(layer: ConvLayer, x: np.ndarray, padded: bool = True) -> np.nda
     """
     if layer.groups != 1:
         raise ConfigError(f"layer {layer.name!r}: NeuroSim traces need groups=1, got {layer.groups}")
-    expected = (layer.in_channels, *layer.input_size)
+    expected = (layer.in_channels, layer.H, layer.W)
     if tuple(x.shape) != expected:
         raise ConfigError(f"layer {layer.name!r}: input must have shape {expected}, got {tuple(x.shape)}")
-    (ph, pw), (sh, sw), (dh, dw) = layer.padding if padded else (0, 0), layer.stride, layer.dilation
+    (ph, pw) = _pair(layer.padding) if padded else (0, 0)
+    (sh, sw), (dh, dw) = _pair(layer.stride), _pair(layer.dilation)
     xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw)))
     ho = (xp.shape[1] - dh * (layer.Kh - 1) - 1) // sh + 1
     wo = (xp.shape[2] - dw * (layer.Kw - 1) - 1) // sw + 1
@@ -356,7 +363,8 @@ def unfold_input(layer: ConvLayer, x: np.ndarray, padded: bool = True) -> np.nda
     cols = np.empty((layer.in_channels, layer.Kh, layer.Kw, ho, wo), dtype=x.dtype)
     for i in range(layer.Kh):
         for j in range(layer.Kw):
-            cols[:, i, j] = xp[:, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
+            cols[:, i, j] = xp[:, i * dh: i * dh + sh * (ho - 1) + 1: sh,
+                               j * dw: j * dw + sw * (wo - 1) + 1: sw]
     return cols.reshape(layer.in_channels * layer.Kh * layer.Kw, ho * wo)
 
 
@@ -374,7 +382,8 @@ def input_bit_matrix(columns: np.ndarray, bits: int, signed: bool = True) -> np.
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if columns.size and (columns.min() < lo or columns.max() > hi):
         raise ConfigError(f"input values must lie in [{lo}, {hi}] for {bits}-bit "
-                          f"{'signed' if signed else 'unsigned'} inputs, got [{columns.min()}, {columns.max()}]")
+                          f"{'signed' if signed else 'unsigned'} inputs, "
+                          f"got [{columns.min()}, {columns.max()}]")
     unsigned = np.asarray(columns, dtype=np.int64) & ((1 << bits) - 1)
     shifts = np.arange(bits - 1, -1, -1, dtype=np.int64)
     out = (unsigned[:, :, None] >> shifts) & 1
@@ -518,7 +527,7 @@ def run_script(command: str, version: str) -> str:
 
 def _network_row(network: Network | None, layer: ConvLayer, padding: Padding) -> NeuroSimRow:
     if network is not None:
-        for row, l in zip(neurosim_rows(network, padding).rows, network.layers):
+        for row, l in zip(neurosim_rows(network, padding).rows, network.layers, strict=False):
             if l.name == layer.name:
                 return row
     return neurosim_rows(Network("trace", (layer,)), padding).rows[0]
@@ -545,7 +554,8 @@ def neurosim_trace(layer: ConvLayer, weight: np.ndarray, x: np.ndarray, weight_b
     if x.ndim == 1 and layer.input_size == (1, 1):
         x = x.reshape(-1, 1, 1)
     if tuple(weight.shape) != expected:
-        raise ConfigError(f"layer {layer.name!r}: weight must have shape {expected}, got {tuple(weight.shape)}")
+        raise ConfigError(f"layer {layer.name!r}: weight must have shape {expected}, "
+                          f"got {tuple(weight.shape)}")
     wlim = (1 << (weight_bits - 1)) - 1
     if weight.size and np.abs(weight).max() > wlim:
         raise ConfigError(f"layer {layer.name!r}: weights must lie in [-{wlim}, {wlim}] for "
@@ -563,7 +573,7 @@ def random_trace(layer: ConvLayer, seed: int = 0, weight_bits: int = 8, input_bi
     rng = np.random.default_rng(seed)
     wlim = (1 << (weight_bits - 1)) - 1
     weight = rng.integers(-wlim, wlim + 1, size=(layer.out_channels, layer.in_channels, layer.Kh, layer.Kw))
-    x = rng.integers(0, 1 << (input_bits - 1), size=(layer.in_channels, *layer.input_size))
+    x = rng.integers(0, 1 << (input_bits - 1), size=(layer.in_channels, layer.H, layer.W))
     return neurosim_trace(layer, weight, x, weight_bits, input_bits, padding, network)
 
 
@@ -582,7 +592,7 @@ class NeuroSimTraceSet:
         if len(self.traces) != len(self.export.rows):
             raise ConfigError(f"network {self.network.name!r}: {len(self.traces)} traces for "
                               f"{len(self.export.rows)} NetWork.csv rows")
-        for t, row in zip(self.traces, self.export.rows):
+        for t, row in zip(self.traces, self.export.rows, strict=False):
             if t.row != row or t.padding != self.export.padding:
                 raise ConfigError(f"layer {t.layer.name!r}: its trace row {t.row.values} ({t.padding}) "
                                   f"differs from the network's row {row.values} ({self.export.padding}); "

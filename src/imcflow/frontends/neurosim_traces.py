@@ -11,7 +11,7 @@ energy follows.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -52,7 +52,8 @@ def stored_integer_weights(module: nn.Module, weight_bits: int) -> np.ndarray:
                               f"--weight-bits of the quantizer")
         return out
     hi = (1 << (weight_bits - 1)) - 1
-    w, _ = quantize_symmetric(module.weight.detach().to(torch.float64), -hi, hi)
+    weight = cast(torch.Tensor, module.weight)
+    w, _ = quantize_symmetric(weight.detach().to(torch.float64), -hi, hi)
     return w.cpu().numpy().astype(np.int64)
 
 
@@ -70,7 +71,7 @@ def _capture_inputs(model: nn.Module, images: torch.Tensor) -> dict[nn.Module, t
 
     def hook(module: nn.Module, args: tuple[torch.Tensor, ...], _out: Any) -> None:
         if module not in inputs:  # a shared module is traced at its first call
-            quant = getattr(module, "input_quantizer", None)
+            quant = cast("nn.Module | None", getattr(module, "input_quantizer", None))
             x = args[0]
             # a copy: an in-place activation later in the model must not change what was traced
             inputs[module] = (quant(x) if quant is not None else x).detach().clone()
@@ -125,7 +126,7 @@ def network_traces(model: nn.Module, images: torch.Tensor, name: str = "model", 
                       "batch_zero_inputs": float((x_all == 0).mean())})
     trace_set = NeuroSimTraceSet(network, export, tuple(traces), version, sub_array, parallel_read)
     summary = trace_set.summary()
-    for entry, stats in zip(summary["layers"], batch):
+    for entry, stats in zip(summary["layers"], batch, strict=False):
         entry.update(stats)
     summary["images"] = int(len(images))
     summary["image_index"] = image_index

@@ -36,10 +36,12 @@ def min_cell_area_mm2(technology: str) -> float | None:
 def cell_area_problem(preset: HardwarePreset) -> str | None:
     """Why the preset's cell area is physically impossible (below 4F^2), or None."""
     area = preset["array.area_per_cell_mm2"]
-    floor = min_cell_area_mm2(preset.technology)
-    if area is None or floor is None or area >= floor * (1 - 1e-9):
-        return None
     f = feature_size_nm(preset.technology)
+    if area is None or f is None:
+        return None
+    floor = 4 * (f * 1e-6) ** 2
+    if area >= floor * (1 - 1e-9):
+        return None
     return (f"preset {preset.name!r}: array.area_per_cell_mm2 = {area:.4g} mm2 is "
             f"{area / (f * 1e-6) ** 2:.3g} F^2 at F = {f:g} nm, below the 4F^2 = {floor:.4g} mm2 of the "
             f"densest planar crossbar cell")

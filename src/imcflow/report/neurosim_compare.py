@@ -34,7 +34,8 @@ class ComparisonRow:
         return self.energy_j / self.neurosim_energy_j
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, "latency_s": self.latency_s, "neurosim_latency_s": self.neurosim_latency_s,
+        return {"layer": self.layer, "latency_s": self.latency_s,
+                "neurosim_latency_s": self.neurosim_latency_s,
                 "latency_ratio": self.latency_ratio, "energy_j": self.energy_j,
                 "neurosim_energy_j": self.neurosim_energy_j, "energy_ratio": self.energy_ratio}
 
@@ -77,7 +78,7 @@ class ChipComparison:
         return pd.DataFrame([r.to_dict() for r in (*self.rows, self.total)])
 
     def table_rows(self) -> list[list[Any]]:
-        """Rows for a text or markdown table: layer, latency (us) both and ratio, energy (uJ) both and ratio."""
+        """Rows for a table: layer, latency (us) both and ratio, energy (uJ) both and ratio."""
         return [[r.layer, r.latency_s * 1e6, r.neurosim_latency_s * 1e6, r.latency_ratio,
                  r.energy_j * 1e6, r.neurosim_energy_j * 1e6, r.energy_ratio]
                 for r in (*self.rows, self.total)]
@@ -95,7 +96,7 @@ def compare_with_log(cost: ChipCost, log: NeuroSimLog) -> ChipComparison:
         raise ConfigError(f"the NeuroSim log is {'pipelined' if log.pipelined else 'layer by layer'}; "
                           f"cost the network the same way")
     rows = tuple(ComparisonRow(str(i + 1), ours.latency_s, ref["latency_s"], ours.energy_j, ref["energy_j"])
-                 for i, (ours, ref) in enumerate(zip(cost.layers, log.layers)))
+                 for i, (ours, ref) in enumerate(zip(cost.layers, log.layers, strict=False)))
     total = ComparisonRow("total", cost.latency_s, log.chip["latency_s"], cost.energy_j, log.chip["energy_j"])
     return ChipComparison(cost.model, cost.pipelined, rows, total, cost.area_mm2, log.chip["area_mm2"],
                           cost.neurosim_ops, cost.tops_per_w())
