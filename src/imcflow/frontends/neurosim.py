@@ -205,7 +205,7 @@ def _pool_flags(network: Network) -> list[int]:
             out.append(0)
             continue
         ho, wo = layer.output_size()
-        out.append(int(nxt.H < ho or nxt.W < wo))
+        out.append(int(ho > nxt.H or wo > nxt.W))
     return out
 
 
