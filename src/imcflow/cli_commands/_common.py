@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from imcflow.errors import ConfigError
@@ -81,13 +81,63 @@ def options_from_args(args: argparse.Namespace, network: Network) -> MappingOpti
 
 
 def emit(text: str, out: str | None) -> None:
+    """Print ``text``, or write it atomically to ``out`` (checked before the work by
+    :func:`check_outputs`)."""
+    from imcflow.io import atomic_write_text
+
     if out:
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(text if text.endswith("\n") else text + "\n")
+        atomic_write_text(out, text if text.endswith("\n") else text + "\n")
         print(f"wrote {out}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def to_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False)
+    """Standard JSON (non-finite floats as null; see :mod:`imcflow.io`)."""
+    from imcflow.io import dumps_json
+
+    return dumps_json(obj)
+
+
+# ------------------------------------------------------------------------------------ output paths
+# Every command declares its output paths with declare_outputs(); cli.main checks them all with
+# check_outputs() before the handler runs, so a path that cannot be written is refused in one line
+# before any work is done.
+
+OutputList = Callable[[argparse.Namespace], list[tuple[str, Any, str]]]
+
+
+def declare_outputs(parser: argparse.ArgumentParser, outputs: OutputList) -> None:
+    """``outputs(args)`` lists ``(option, path or None, "file" | "dir")`` for the parsed arguments."""
+    parser.set_defaults(output_paths=outputs)
+
+
+def file_out(args: argparse.Namespace) -> list[tuple[str, Any, str]]:
+    """The common case: ``--out FILE`` (optional)."""
+    return [("--out", args.out, "file")]
+
+
+def input_files(args: argparse.Namespace) -> list[str]:
+    """Files this command reads (the MODEL argument, or the .py of file.py:factory)."""
+    files = []
+    for model in (getattr(args, "model", None), getattr(args, "name", None)):  # network, preset file
+        if model:
+            files.append(model)
+            head, sep, _ = model.rpartition(":")
+            if sep and head.endswith(".py"):
+                files.append(head)
+    return files
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Check every declared output path (see :func:`declare_outputs`) before any work starts."""
+    from imcflow.io import check_output_dir, check_output_file
+
+    outputs = getattr(args, "output_paths", None)
+    for option, path, kind in outputs(args) if outputs is not None else ():
+        if path is None:
+            continue
+        if kind == "file":
+            check_output_file(path, option, inputs=input_files(args))
+        else:
+            check_output_dir(path, option)

@@ -10,6 +10,8 @@ from imcflow.cli_commands import _common as c
 from imcflow.errors import ConfigError
 from imcflow.frontends.export import EXPORTERS, ExportOptions, export_network
 from imcflow.frontends.neurosim import GROUP_POLICIES, PADDING_CONVENTIONS
+from imcflow.io import atomic_write_text, make_output_dir
+from imcflow.seeding import check_seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,8 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--trace-dir", default="neurosim_trace", metavar="DIR", help="where (default %(default)s)")
     t.add_argument("--weight-bits", type=int, default=8, help="trace weight bits (default 8)")
     t.add_argument("--input-bits", type=int, default=8, help="trace input bits (default 8)")
-    t.add_argument("--seed", type=int, default=0, help="trace random seed (default 0)")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the trace's random data and of an ONNX export's random weights "
+                        "(default 0)")
     p.set_defaults(handler=run)
+    c.declare_outputs(p, lambda args: [("--out", args.out, "file"),
+                                       ("--trace-dir", args.trace_dir if args.trace else None, "dir")])
 
 
 def _write_trace(network, args: argparse.Namespace) -> None:
@@ -41,22 +47,23 @@ def _write_trace(network, args: argparse.Namespace) -> None:
         if not 2 <= bits <= 16:
             raise ConfigError(f"{name} must be in [2, 16], got {bits}")
     trace = random_trace(network.layer(args.trace), args.seed, args.weight_bits, args.input_bits)
-    os.makedirs(args.trace_dir, exist_ok=True)
+    make_output_dir(args.trace_dir, "--trace-dir")
     for fname, text in trace.files().items():
-        with open(os.path.join(args.trace_dir, fname), "w", encoding="utf-8") as fh:
-            fh.write(text)
+        atomic_write_text(os.path.join(args.trace_dir, fname), text)
     script = trace.file_names()["command"]
     print(f"wrote NeuroSim trace files for {args.trace} to {args.trace_dir}/; run them with\n  "
           f"NEUROSIM=/path/to/NeuroSIM/main sh {os.path.join(args.trace_dir, script)}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_seed(args.seed, "--seed")
     if args.trace and args.to != "neurosim":
         raise ConfigError("--trace writes NeuroSim trace files; use it with --to neurosim")
     if args.to == "onnx" and not args.out:
         raise ConfigError("--to onnx writes a binary file: give --out FILE.onnx")
     network = c.network_from_args(args)
-    result = export_network(network, args.to, ExportOptions(padding=args.padding, groups=args.groups))
+    result = export_network(network, args.to, ExportOptions(padding=args.padding, groups=args.groups,
+                                                            seed=args.seed))
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.out:

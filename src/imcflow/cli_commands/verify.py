@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "thread is fastest, and several threads stall badly on a busy machine)")
     c.add_output_arguments(p)
     p.set_defaults(handler=run)
+    c.declare_outputs(p, c.file_out)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -47,7 +48,8 @@ def config_from_args(args: argparse.Namespace):
             try:
                 fs = float(fs)
             except ValueError:
-                raise ConfigError(f"--adc-full-scale must be max, calibrated or a number, got {fs!r}") from None
+                raise ConfigError(f"--adc-full-scale must be max, calibrated or a number, "
+                                  f"got {fs!r}") from None
         adc = AdcSpec(args.adc_bits, full_scale=fs)
     noise = NoiseSpec(args.sigma, args.stuck_on, args.stuck_off)
     return SimConfig(weight_bits=args.weight_bits, cell_bits=args.cell_bits, signed=args.signed,
