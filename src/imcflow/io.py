@@ -48,7 +48,7 @@ def atomic_writer(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, _file_mode(target))  # mkstemp makes 0600; keep what a plain open() would give
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
+        with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec, parse_array
 from imcflow.layers import Network, parse_layer_spec
 from imcflow.mapping import DEFAULT_METHODS, MappingOptions, strategy_names
+from imcflow.mapping.base import Geometry
 from imcflow.networks import builtin_names, load_network, parse_input_shape
 
 
@@ -77,7 +78,8 @@ def methods_from_args(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def options_from_args(args: argparse.Namespace, network: Network) -> MappingOptions:
-    return MappingOptions(geometry=args.geometry or network.geometry, search=args.search)
+    geometry = cast(Geometry, args.geometry or network.geometry)  # MappingOptions validates it
+    return MappingOptions(geometry=geometry, search=args.search)
 
 
 def emit(text: str, out: str | None) -> None:

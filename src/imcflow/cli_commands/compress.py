@@ -63,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--preset", default="isaac",
                    help="hardware preset for the energy column (see 'imcflow cost'); 'none' to skip")
     g.add_argument("--quiet", action="store_true", help="no progress output")
+    g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out (its settings must match; device, preset, folders may "
                         "change)")
@@ -114,8 +115,8 @@ def _plan_structure(args: argparse.Namespace):
         shape = parse_input_shape(args.input) or default_input_shape(args.model)
         if len(shape) != 3:
             raise ConfigError(f"--input must be CxHxW for {args.model}, got {args.input!r}")
-        kwargs = {"input_size": shape[1:]} if get_spec(args.model).sized else {}
-        model = create_model(args.model, in_channels=shape[0], **kwargs)
+        size = (shape[1], shape[2]) if get_spec(args.model).sized else None
+        model = create_model(args.model, in_channels=shape[0], input_size=size)
         network = extract_network(model, shape, args.model)
         return network, torch_groups(model, shape)
     network = c.network_from_args(args)
@@ -123,8 +124,6 @@ def _plan_structure(args: argparse.Namespace):
 
 
 def _plan_only(args: argparse.Namespace, method: Any, options: dict, array: Any) -> int:
-    if args.out:
-        c.check_out_file(args)
     network, groups = _plan_structure(args)
     mapping = c.options_from_args(args, network)
     plan = method.plan(network, array, mapping, options, groups)
@@ -167,6 +166,7 @@ def method_title(plan: Any) -> str:
 
 
 def _train_and_compress(args: argparse.Namespace, method: Any, options: dict, array: Any) -> int:
+    from imcflow.cli_commands.train import apply_threads
     from imcflow.compress.pipeline import CompressConfig, run_compression, with_out_dir
     from imcflow.mapping import MappingOptions
 
@@ -175,12 +175,16 @@ def _train_and_compress(args: argparse.Namespace, method: Any, options: dict, ar
                           "only with --plan-only")
     if not args.data:
         raise ConfigError("--data is required to train (or use --plan-only)")
+    from imcflow.seeding import check_seed
+
+    check_seed(args.seed, "--seed")
     from imcflow.io import check_output_dir
 
     if args.out:
         check_output_dir(args.out, "--out")
     if args.baseline_dir:
         check_output_dir(args.baseline_dir, "--baseline-dir")
+    apply_threads(args)
     config = CompressConfig(
         model=args.model, data=args.data, method=method.name, array=array, method_options=options,
         mapping=MappingOptions(geometry=args.geometry or "real", search=args.search),

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from imcflow.train import evaluate, load_checkpoint, rebuild_model
     from imcflow.train.checkpoint import checkpoint_path
 
+    batch_size = 256 if args.batch_size is None else check_int("--batch-size", args.batch_size, 1)
     apply_threads(args)
     state = load_checkpoint(args.checkpoint)
     model = rebuild_model(state)
@@ -45,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     if expected is not None and dataset.num_classes != expected:
         raise ConfigError(f"--data {data['name']!r} has {dataset.num_classes} classes, the model "
                           f"was trained for {expected}")
-    batch_size = 256 if args.batch_size is None else check_int("--batch-size", args.batch_size, 1)
     accuracy = evaluate(model, dataset, batch_size=batch_size)
     result = {"checkpoint": str(checkpoint_path(args.checkpoint)), "model": state["model_spec"]["name"],
               "data": data["name"], "split": args.split, "images": len(dataset),

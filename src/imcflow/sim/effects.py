@@ -216,7 +216,7 @@ class WeightEncoding:
             return w[..., None]
         parts = [w + self.offset] if self.parts == 1 else [torch.clamp(w, min=0), torch.clamp(-w, min=0)]
         base = 1 << self.cell_bits
-        out = []
+        out: list[torch.Tensor] = []
         for p in parts:
             p = p.to(torch.int64)
             out.extend(((p >> (j * self.cell_bits)) % base) for j in range(self.slices))

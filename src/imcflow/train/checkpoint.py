@@ -178,12 +178,12 @@ def load_weights(model: torch.nn.Module, weights: dict[str, Any], where: str) ->
 
 def capture_rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
     """Every random state a training step can touch, in weights_only-loadable form."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached": float(cached)},
         "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
         "generators": {name: g.get_state() for name, g in generators.items()},

@@ -221,7 +221,7 @@ def fingerprint(dataset: Any) -> str | None:
     for t in _tensors(dataset):
         arr = np.ascontiguousarray(t.detach().cpu().numpy())
         h.update(f"{arr.dtype}{arr.shape}".encode())
-        h.update(memoryview(arr).cast("B"))
+        h.update(arr.tobytes())  # a copy, but only once per run (fit with a checkpoint folder)
     return h.hexdigest()
 
 
