@@ -77,7 +77,7 @@ def test_vwc_sdk_round_and_resume_after_interruption(tmp_path):
     assert resumed.compressed_accuracy == full.compressed_accuracy
     assert [l.layer for l in resumed.compressed.layers] == [l.layer for l in full.compressed.layers]
     assert all((a.weight == b.weight).all()
-               for a, b in zip(resumed.compressed.layers, full.compressed.layers))
+               for a, b in zip(resumed.compressed.layers, full.compressed.layers, strict=True))
     # Other settings in the same folder are refused rather than mixed.
     with pytest.raises(ConfigError, match="other settings"):
         run_compression(_config(tmp_path, "vwc-sdk", run="interrupted", max_drop=5.0), progress=False,

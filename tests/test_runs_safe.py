@@ -14,7 +14,13 @@ import pytest
 import torch
 
 from imcflow.cli import main
-from imcflow.errors import ConfigError, CorruptFileError, OutputPathError, RunFolderError, TrainingDivergedError
+from imcflow.errors import (
+    ConfigError,
+    CorruptFileError,
+    OutputPathError,
+    RunFolderError,
+    TrainingDivergedError,
+)
 from imcflow.io import atomic_write_text, check_output_dir, check_output_file, dumps_json
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
