@@ -377,25 +377,17 @@ def _no_work(monkeypatch):
                             lambda args: pytest.fail("the command started working"))
 
 
-@pytest.mark.parametrize("case, reason", [("missing", "does not exist"), ("dir", "is a directory"),
-                                          ("under_file", "is a file, not a folder")])
-@pytest.mark.parametrize("name", sorted(FILE_OUTPUTS))
-def test_unwritable_output_files_are_refused_first(name, case, reason, tmp_path, capsys, monkeypatch):
-    paths = _setup_paths(tmp_path)
-    _no_work(monkeypatch)
-    argv, option = FILE_OUTPUTS[name]
-    assert main([*argv, option, paths[case]]) == 2
-    err = _err_line(capsys)
-    assert option in err and paths[case] in err and reason in err
+FILE_CASES = [("missing", "does not exist"), ("dir", "is a directory"), ("under_file", "is a file, not a folder")]
+DIR_CASES = [("file", "is a file, a folder is needed"), ("under_file", "is a file, not a folder")]
+PATH_CASES = ([(name, *case) for name in sorted(FILE_OUTPUTS) for case in FILE_CASES]
+              + [(name, *case) for name in sorted(DIR_OUTPUTS) for case in DIR_CASES])
 
 
-@pytest.mark.parametrize("case, reason", [("file", "is a file, a folder is needed"),
-                                          ("under_file", "is a file, not a folder")])
-@pytest.mark.parametrize("name", sorted(DIR_OUTPUTS))
-def test_unwritable_output_folders_are_refused_first(name, case, reason, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("name, case, reason", PATH_CASES)
+def test_unwritable_outputs_are_refused_first(name, case, reason, tmp_path, capsys, monkeypatch):
     paths = _setup_paths(tmp_path)
     _no_work(monkeypatch)
-    argv, option = DIR_OUTPUTS[name]
+    argv, option = {**FILE_OUTPUTS, **DIR_OUTPUTS}[name]
     assert main([*argv, option, paths[case]]) == 2
     err = _err_line(capsys)
     assert option in err and paths[case] in err and reason in err
