@@ -215,6 +215,16 @@ def test_atomic_writer_keeps_the_old_file_on_failure(tmp_path):
     assert oct(target.stat().st_mode & 0o777) != oct(0o600)  # not mkstemp's private mode
 
 
+def test_atomic_writes_through_links_and_to_devices(tmp_path):
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    (tmp_path / "link.txt").symlink_to(real)
+    atomic_write_text(tmp_path / "link.txt", "new")  # the file behind the link is replaced
+    assert (tmp_path / "link.txt").is_symlink() and real.read_text() == "new"
+    atomic_write_text(os.devnull, "x")  # a device is written in place, never renamed over
+    assert not Path(os.devnull).is_file()
+
+
 def test_every_file_write_goes_through_the_atomic_helper():
     # One mechanism: outside imcflow/io.py no module opens a file for writing, writes text to a path,
     # torch.saves to a path or saves a figure by name.

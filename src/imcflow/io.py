@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -44,7 +45,17 @@ def atomic_writer(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     (UTF-8 text)."""
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_writer mode must be 'wb' or 'w', got {mode!r}")
-    target = Path(path)
+    # Through a symlink: replace the file it points to, not the link. A device or pipe
+    # (/dev/stdout, a FIFO) cannot be replaced by a rename: write to it directly.
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # does not exist yet
+        special = False
+    if special:
+        with open(path, mode, encoding="utf-8" if mode == "w" else None) as direct:
+            yield direct
+        return
+    target = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, _file_mode(target))  # mkstemp makes 0600; keep what a plain open() would give
