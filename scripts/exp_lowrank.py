@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import time
 
@@ -24,8 +23,10 @@ from imcflow.compress import lowrank_method, prune_baselines  # noqa: F401  (reg
 from imcflow.compress.base import CompressionContext, get_method
 from imcflow.compress.deploy import count_parameters, deploy, extract_network
 from imcflow.hardware.array import parse_array
+from imcflow.io import atomic_write_json, atomic_write_text
 from imcflow.mapping import MappingOptions
 from imcflow.models import create_model
+from imcflow.seeding import seed_everything
 from imcflow.train import TrainConfig, evaluate, fit, load_dataset
 
 MAPPINGS = ("im2col", "sdk", "vwsdk")
@@ -55,7 +56,7 @@ def main() -> None:
     def cfg(epochs: int, lr: float, seed: int) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=128, lr=lr, seed=seed, device="cpu")
 
-    torch.manual_seed(args.seed)
+    seed_everything(args.seed)
     base = create_model("resnet20", num_classes=10, in_channels=1)
     t0 = time.perf_counter()
     fit(base, train, test, cfg(args.epochs, 0.05, args.seed), progress=False)
@@ -97,11 +98,9 @@ def main() -> None:
         run("filter-prune", keep, {"target_params": target})
     result = {"args": vars(args), "baseline_accuracy": base_acc, "rows": rows,
               "seconds_total": time.perf_counter() - t_start}
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(result, f, indent=2, default=str)
+    atomic_write_json(os.path.join(args.out, "results.json"), result, default=str)
     table = _markdown(rows, arrays)
-    with open(os.path.join(args.out, "table.md"), "w") as f:
-        f.write(table)
+    atomic_write_text(os.path.join(args.out, "table.md"), table)
     print(table)
     print(f"total {result['seconds_total']:.0f} s")
 

@@ -11,7 +11,6 @@ writes ``<out>/results.json``. Rerunning reuses every finished step (the pipelin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -19,6 +18,7 @@ import torch
 
 from imcflow.compress.pipeline import CompressConfig, run_compression
 from imcflow.hardware.array import parse_array
+from imcflow.io import atomic_write_json
 
 MODELS = {  # model -> baseline epochs (CNN-8 trains ~7x faster per epoch than ResNet-20)
     "resnet20": 4,
@@ -49,7 +49,9 @@ def main() -> None:
                 out_dir=os.path.join(args.out, f"{model}-{label}"),
                 baseline_dir=os.path.join(args.out, "baselines"))
             t = time.perf_counter()
-            report = run_compression(config, progress=True)
+            # resume=True: rerunning the script continues (and reuses) its own finished runs; a run
+            # folder holding other settings is refused.
+            report = run_compression(config, progress=True, resume=True)
             d = report.to_dict()
             rows.append({
                 "model": model, "array": label,
@@ -74,8 +76,8 @@ def main() -> None:
             })
     total = time.perf_counter() - t0
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json"), "w") as fh:
-        json.dump({"rows": rows, "total_seconds": total, "args": vars(args)}, fh, indent=2)
+    atomic_write_json(os.path.join(args.out, "results.json"),
+                      {"rows": rows, "total_seconds": total, "args": vars(args)})
     print("\n| model | array | top-1 before | top-1 after | VW-SDK cycles before -> after | "
           "best-mapping cycles before -> after | crossbars (VW-SDK) | params | rounds kept/tried | "
           "energy VW-SDK (uJ, ISAAC) | rounds (s) | this call (s) |")

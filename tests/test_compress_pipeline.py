@@ -69,15 +69,19 @@ def test_vwc_sdk_round_and_resume_after_interruption(tmp_path):
     cfg = _config(tmp_path, "vwc-sdk", run="interrupted", max_drop=100.0)
     with pytest.raises(Interrupt):
         run_compression(cfg, progress=False, on_round=stop)
-    resumed = run_compression(cfg, progress=False)
+    # The interrupted run is not restarted (nor overwritten) by accident: resuming is asked for.
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run_compression(cfg, progress=False)
+    resumed = run_compression(cfg, progress=False, resume=True)
     assert len(resumed.rounds) == 1
     assert resumed.compressed_accuracy == full.compressed_accuracy
     assert [l.layer for l in resumed.compressed.layers] == [l.layer for l in full.compressed.layers]
     assert all((a.weight == b.weight).all()
-               for a, b in zip(resumed.compressed.layers, full.compressed.layers))
+               for a, b in zip(resumed.compressed.layers, full.compressed.layers, strict=True))
     # Other settings in the same folder are refused rather than mixed.
     with pytest.raises(ConfigError, match="other settings"):
-        run_compression(_config(tmp_path, "vwc-sdk", run="interrupted", max_drop=5.0), progress=False)
+        run_compression(_config(tmp_path, "vwc-sdk", run="interrupted", max_drop=5.0), progress=False,
+                        resume=True)
 
 
 class _ZeroEverything(CompressionMethod):

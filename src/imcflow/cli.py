@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from imcflow.cli_commands._common import check_outputs
+
+        check_outputs(args)  # every output path is checked before any work starts
         return int(args.handler(args) or 0)
     except ImcflowError as exc:
         print(f"imcflow {args.command}: error: {exc}", file=sys.stderr)

@@ -30,6 +30,24 @@ class FormatError(ConfigError):
     """A network, preset or data file is malformed; the message names the file, line and field."""
 
 
+class OutputPathError(ConfigError):
+    """An output file or folder cannot be written (missing folder, a directory where a file is needed,
+    no permission) or would overwrite an input; raised before any work starts."""
+
+
+class RunFolderError(ConfigError):
+    """A run folder holds another run (or a finished one) and neither resuming nor overwriting was
+    asked, or a resume would mix two configurations; the message names the differences."""
+
+
+class CorruptFileError(FormatError):
+    """A checkpoint or model file fails its content check (damaged, truncated or edited)."""
+
+
+class TrainingDivergedError(ImcflowError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
 class DataNotFoundError(ImcflowError, FileNotFoundError):
     """A dataset's files are missing; the message says where they go and how to get them."""
 

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec, parse_array
 from imcflow.layers import Network, parse_layer_spec
 from imcflow.mapping import DEFAULT_METHODS, MappingOptions, strategy_names
+from imcflow.mapping.base import Geometry
 from imcflow.networks import builtin_names, load_network, parse_input_shape
 
 
@@ -77,17 +78,68 @@ def methods_from_args(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def options_from_args(args: argparse.Namespace, network: Network) -> MappingOptions:
-    return MappingOptions(geometry=args.geometry or network.geometry, search=args.search)
+    geometry = cast(Geometry, args.geometry or network.geometry)  # MappingOptions validates it
+    return MappingOptions(geometry=geometry, search=args.search)
 
 
 def emit(text: str, out: str | None) -> None:
+    """Print ``text``, or write it atomically to ``out`` (checked before the work by
+    :func:`check_outputs`)."""
+    from imcflow.io import atomic_write_text
+
     if out:
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(text if text.endswith("\n") else text + "\n")
+        atomic_write_text(out, text if text.endswith("\n") else text + "\n")
         print(f"wrote {out}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def to_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False)
+    """Standard JSON (non-finite floats as null; see :mod:`imcflow.io`)."""
+    from imcflow.io import dumps_json
+
+    return dumps_json(obj)
+
+
+# ------------------------------------------------------------------------------------ output paths
+# Every command declares its output paths with declare_outputs(); cli.main checks them all with
+# check_outputs() before the handler runs, so a path that cannot be written is refused in one line
+# before any work is done.
+
+OutputList = Callable[[argparse.Namespace], list[tuple[str, Any, str]]]
+
+
+def declare_outputs(parser: argparse.ArgumentParser, outputs: OutputList) -> None:
+    """``outputs(args)`` lists ``(option, path or None, "file" | "dir")`` for the parsed arguments."""
+    parser.set_defaults(output_paths=outputs)
+
+
+def file_out(args: argparse.Namespace) -> list[tuple[str, Any, str]]:
+    """The common case: ``--out FILE`` (optional)."""
+    return [("--out", args.out, "file")]
+
+
+def input_files(args: argparse.Namespace) -> list[str]:
+    """Files this command reads (the MODEL argument, or the .py of file.py:factory)."""
+    files = []
+    for model in (getattr(args, "model", None), getattr(args, "name", None)):  # network, preset file
+        if model:
+            files.append(model)
+            head, sep, _ = model.rpartition(":")
+            if sep and head.endswith(".py"):
+                files.append(head)
+    return files
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Check every declared output path (see :func:`declare_outputs`) before any work starts."""
+    from imcflow.io import check_output_dir, check_output_file
+
+    outputs = getattr(args, "output_paths", None)
+    for option, path, kind in outputs(args) if outputs is not None else ():
+        if path is None:
+            continue
+        if kind == "file":
+            check_output_file(path, option, inputs=input_files(args))
+        else:
+            check_output_dir(path, option)

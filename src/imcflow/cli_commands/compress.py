@@ -63,7 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--preset", default="isaac",
                    help="hardware preset for the energy column (see 'imcflow cost'); 'none' to skip")
     g.add_argument("--quiet", action="store_true", help="no progress output")
+    g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (its settings must match; device, preset, folders may "
+                        "change)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out (state, rounds, report; the baseline cache is kept)")
     p.set_defaults(handler=run)
+    c.declare_outputs(p, lambda args: [("--out", args.out, "file" if args.plan_only else "dir"),
+                                       ("--baseline-dir", args.baseline_dir, "dir")])
 
 
 def _method_options(args: argparse.Namespace) -> dict[str, str]:
@@ -100,18 +108,17 @@ def _plan_structure(args: argparse.Namespace):
     from imcflow.compress.vwc_sdk import torch_groups
     from imcflow.models import create_model, default_input_shape, get_spec, model_names
 
-    if args.model and not args.layer:
-        if args.model in model_names():
-            from imcflow.compress.deploy import extract_network
-            from imcflow.networks import parse_input_shape
+    if args.model and not args.layer and args.model in model_names():
+        from imcflow.compress.deploy import extract_network
+        from imcflow.networks import parse_input_shape
 
-            shape = parse_input_shape(args.input) or default_input_shape(args.model)
-            if len(shape) != 3:
-                raise ConfigError(f"--input must be CxHxW for {args.model}, got {args.input!r}")
-            kwargs = {"input_size": shape[1:]} if get_spec(args.model).sized else {}
-            model = create_model(args.model, in_channels=shape[0], **kwargs)
-            network = extract_network(model, shape, args.model)
-            return network, torch_groups(model, shape)
+        shape = parse_input_shape(args.input) or default_input_shape(args.model)
+        if len(shape) != 3:
+            raise ConfigError(f"--input must be CxHxW for {args.model}, got {args.input!r}")
+        size = (shape[1], shape[2]) if get_spec(args.model).sized else None
+        model = create_model(args.model, in_channels=shape[0], input_size=size)
+        network = extract_network(model, shape, args.model)
+        return network, torch_groups(model, shape)
     network = c.network_from_args(args)
     return network, None
 
@@ -144,7 +151,7 @@ def _plan_table(plan: Any) -> str:
     before = map_network(plan.network, a, ("vwsdk",), plan.mapping).totals("vwsdk")
     after = map_network(plan.final_network, a, ("vwsdk",), plan.mapping).totals("vwsdk")
     rows = [[o.name, o.in_channels, o.out_channels, n.in_channels, n.out_channels]
-            for o, n in zip(plan.network.layers, plan.final_network.layers)]
+            for o, n in zip(plan.network.layers, plan.final_network.layers, strict=True)]
     parts.append(render_table(["layer", "IC", "OC", "IC after", "OC after"], rows, "\nchannels"))
     parts.append(f"\nVW-SDK cycles: {before.cycles:,} -> {after.cycles:,} "
                  f"({before.cycles / after.cycles:.3f}x)")
@@ -159,6 +166,7 @@ def method_title(plan: Any) -> str:
 
 
 def _train_and_compress(args: argparse.Namespace, method: Any, options: dict, array: Any) -> int:
+    from imcflow.cli_commands.train import apply_threads
     from imcflow.compress.pipeline import CompressConfig, run_compression, with_out_dir
     from imcflow.mapping import MappingOptions
 
@@ -167,6 +175,16 @@ def _train_and_compress(args: argparse.Namespace, method: Any, options: dict, ar
                           "only with --plan-only")
     if not args.data:
         raise ConfigError("--data is required to train (or use --plan-only)")
+    from imcflow.seeding import check_seed
+
+    check_seed(args.seed, "--seed")
+    from imcflow.io import check_output_dir
+
+    if args.out:
+        check_output_dir(args.out, "--out")
+    if args.baseline_dir:
+        check_output_dir(args.baseline_dir, "--baseline-dir")
+    apply_threads(args)
     config = CompressConfig(
         model=args.model, data=args.data, method=method.name, array=array, method_options=options,
         mapping=MappingOptions(geometry=args.geometry or "real", search=args.search),
@@ -177,7 +195,7 @@ def _train_and_compress(args: argparse.Namespace, method: Any, options: dict, ar
         device=args.device, data_root=args.data_root, baseline_dir=args.baseline_dir,
         cost_preset=None if args.preset == "none" else args.preset)
     config = with_out_dir(config, args.out)
-    report = run_compression(config, progress=not args.quiet)
+    report = run_compression(config, progress=not args.quiet, resume=args.resume, overwrite=args.overwrite)
     if args.format == "json":
         sys.stdout.write(c.to_json(report.to_dict()) + "\n")
     else:

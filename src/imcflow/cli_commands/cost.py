@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="DIR", help="write PNG plots into DIR")
     # Cost one method unless asked for more; weight/cell bits default to the preset's.
     p.set_defaults(handler=run, method="flex")
+    c.declare_outputs(p, lambda args: [("--out", args.out, "file"), ("--plot", args.plot, "dir")])
 
 
 def run(args: argparse.Namespace) -> int:

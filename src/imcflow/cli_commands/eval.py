@@ -6,7 +6,6 @@ root) default to the ones it was trained with, and ``--data``/``--root`` overrid
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from imcflow.cli_commands.train import add_data_arguments, apply_threads, load_split
@@ -23,10 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from imcflow.errors import ConfigError
+    from imcflow.errors import ConfigError, check_int
+    from imcflow.io import dumps_json
     from imcflow.train import evaluate, load_checkpoint, rebuild_model
     from imcflow.train.checkpoint import checkpoint_path
 
+    batch_size = 256 if args.batch_size is None else check_int("--batch-size", args.batch_size, 1)
     apply_threads(args)
     state = load_checkpoint(args.checkpoint)
     model = rebuild_model(state)
@@ -45,12 +46,12 @@ def run(args: argparse.Namespace) -> int:
     if expected is not None and dataset.num_classes != expected:
         raise ConfigError(f"--data {data['name']!r} has {dataset.num_classes} classes, the model "
                           f"was trained for {expected}")
-    accuracy = evaluate(model, dataset, batch_size=args.batch_size or 256)
+    accuracy = evaluate(model, dataset, batch_size=batch_size)
     result = {"checkpoint": str(checkpoint_path(args.checkpoint)), "model": state["model_spec"]["name"],
               "data": data["name"], "split": args.split, "images": len(dataset),
               "epoch": int(state.get("epoch", 0)), "top1": accuracy}
     if args.format == "json":
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        sys.stdout.write(dumps_json(result) + "\n")
     else:
         print(f"{result['model']} (epoch {result['epoch']}) on {result['data']} {args.split} "
               f"({len(dataset)} images): top-1 {accuracy:.4f}")

@@ -4,7 +4,6 @@ images."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -12,6 +11,8 @@ from imcflow.cli_commands import _common as c
 from imcflow.errors import ConfigError
 from imcflow.frontends.export import EXPORTERS, ExportOptions, export_network
 from imcflow.frontends.neurosim import GROUP_POLICIES, NEUROSIM_VERSIONS, PADDING_CONVENTIONS
+from imcflow.io import atomic_write_bytes, dumps_json, make_output_dir
+from imcflow.seeding import check_seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,8 +54,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--force", action="store_true", help="overwrite files already in --trace-dir")
     t.add_argument("--weight-bits", type=int, default=8, help="trace weight bits (default 8)")
     t.add_argument("--input-bits", type=int, default=8, help="trace input bits (default 8)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the trace's random data and of an ONNX export's random weights "
+                        "(default 0)")
     p.set_defaults(handler=run)
+    c.declare_outputs(p, lambda args: [
+        ("--out", args.out, "file"),
+        ("--trace-dir", args.trace_dir if args.trace or args.traces else None, "dir")])
 
 
 def _write_files(files: dict[str, bytes], directory: str, force: bool) -> None:
@@ -62,10 +68,9 @@ def _write_files(files: dict[str, bytes], directory: str, force: bool) -> None:
     if existing and not force:
         raise ConfigError(f"--trace-dir {directory!r} already holds {', '.join(existing[:3])}"
                           f"{' ...' if len(existing) > 3 else ''}; give --force to overwrite")
-    os.makedirs(directory, exist_ok=True)
+    make_output_dir(directory, "--trace-dir")
     for fname, data in files.items():
-        with open(os.path.join(directory, fname), "wb") as fh:
-            fh.write(data)
+        atomic_write_bytes(os.path.join(directory, fname), data)
 
 
 def _check_bits(args: argparse.Namespace) -> None:
@@ -146,7 +151,7 @@ def _write_traces(args: argparse.Namespace) -> None:
                                         args.padding, args.neurosim_version, args.image_index,
                                         args.sub_array, args.parallel_read)
     files = trace_set.files()
-    files["trace_summary.json"] = (json.dumps(summary, indent=2) + "\n").encode()
+    files["trace_summary.json"] = (dumps_json(summary) + "\n").encode()
     _write_files(files, args.trace_dir, args.force)
     total = sum(len(v) for v in files.values())
     print(f"wrote {len(files)} files ({total / 1e6:.1f} MB) for {len(trace_set.traces)} layers of {name} to "
@@ -155,6 +160,7 @@ def _write_traces(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_seed(args.seed, "--seed")
     if (args.trace or args.traces) and args.to != "neurosim":
         raise ConfigError("--trace/--traces write NeuroSim trace files; use them with --to neurosim")
     if args.trace and args.traces:
@@ -168,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
         _write_traces(args)
         return 0
     network = c.network_from_args(args)
-    result = export_network(network, args.to, ExportOptions(padding=args.padding, groups=args.groups))
+    result = export_network(network, args.to, ExportOptions(padding=args.padding, groups=args.groups,
+                                                            seed=args.seed))
     # every check (the floor plan of a one-layer trace network too) runs before anything is written
     trace = _trace_files(network, args) if args.trace else None
     for note in result.notes:

@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_mapping_arguments(p)
     c.add_output_arguments(p)
     p.set_defaults(handler=run)
+    c.declare_outputs(p, c.file_out)
 
 
 def run(args: argparse.Namespace) -> int:

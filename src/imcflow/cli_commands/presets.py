@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--out", metavar="FILE")
     p.set_defaults(handler=run)
+    c.declare_outputs(p, c.file_out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,15 +1,15 @@
 """``imcflow train``: train a built-in model on a dataset; checkpoint every epoch, resumable.
 
 Writes ``OUT/checkpoint.pt`` (after every epoch) and ``OUT/summary.json`` (at the end): model, data,
-configuration, per-epoch history and final test accuracy. Parsing only; the work is in
+configuration, per-epoch history and final test accuracy. A folder that already holds a run is
+refused unless ``--resume`` (same run, checked) or ``--overwrite``; the default folder name carries a
+digest of the configuration, so two different runs never share it. Parsing only; the work is in
 :mod:`imcflow.train`.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from imcflow.report.table import render_table
@@ -64,11 +64,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="resize images to NxN (28 -> 32 pads 2 pixels per side)")
     p.add_argument("--in-channels", type=int, choices=(1, 3),
                    help="convert images to 1 (luma) or 3 (repeated gray) channels")
-    p.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL-DATA)")
+    p.add_argument("--out", metavar="DIR",
+                   help="run directory (default runs/MODEL-DATA-<digest of the settings>)")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt if it exists (same settings; --epochs may grow)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in OUT (its checkpoint.pt and summary.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+    p.set_defaults(output_paths=lambda args: [("--out", args.out, "dir")])
 
 
 def load_split(args: argparse.Namespace, data: dict[str, Any], split: str):
@@ -80,18 +84,40 @@ def load_split(args: argparse.Namespace, data: dict[str, Any], split: str):
                         in_channels=data.get("in_channels"), subset=subset, seed=data.get("seed", 0))
 
 
+RUN_FILES = ("checkpoint.pt", "summary.json")
+
+
+def default_run_dir(args: argparse.Namespace) -> str:
+    """``runs/MODEL-DATA-<digest>``: the digest covers every setting a resume must match (not
+    ``--epochs``, so a longer resumed run finds its folder)."""
+    from imcflow.io import short_digest
+
+    keys = ("model", "data", "subset", "test_subset", "image_size", "in_channels", "seed", "batch_size",
+            "lr", "optimizer", "momentum", "weight_decay", "schedule", "no_augment")
+    return f"runs/{args.model}-{args.data}-{short_digest({k: getattr(args, k) for k in keys})}"
+
+
 def run(args: argparse.Namespace) -> int:
+    from imcflow.errors import check_int
+    from imcflow.io import atomic_write_json, check_output_dir, claim_run_dir, dumps_json
     from imcflow.models import get_spec
+    from imcflow.seeding import check_seed, seed_everything
     from imcflow.train import ModelRecipe, TrainConfig, fit
 
     get_spec(args.model)  # unknown names fail before any data is read
+    check_seed(args.seed, "--seed")
+    batch_size = 128 if args.batch_size is None else check_int("--batch-size", args.batch_size, 1)
+    out = check_output_dir(args.out or default_run_dir(args), "--out")
     apply_threads(args)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size or 128, lr=args.lr,
+    config = TrainConfig(epochs=args.epochs, batch_size=batch_size, lr=args.lr,
                          optimizer=args.optimizer, momentum=args.momentum,
                          weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
                          augment=not args.no_augment, device=args.device)
+    claim_run_dir(out, RUN_FILES, args.resume, args.overwrite, "--out")
+    seed_everything(args.seed)  # before any data, model or sampler exists: the model init is seeded
     data = {"name": args.data, "root": args.root, "image_size": args.image_size,
-            "in_channels": args.in_channels, "seed": args.seed, "test_subset": args.test_subset}
+            "in_channels": args.in_channels, "seed": args.seed, "test_subset": args.test_subset,
+            "subset": args.subset}
     train_set = load_split(args, data, "train")
     test_set = load_split(args, data, "test")
     # Store the resolved geometry so 'imcflow eval' rebuilds exactly this input pipeline.
@@ -100,19 +126,16 @@ def run(args: argparse.Namespace) -> int:
     recipe = ModelRecipe(args.model, {"num_classes": train_set.num_classes,
                                       "in_channels": train_set.in_channels,
                                       "input_size": (train_set.image_size, train_set.image_size)})
-    out = Path(args.out or f"runs/{args.model}-{args.data}")
     model = recipe.build()
     result = fit(model, train_set, test_set, config, checkpoint_dir=out, resume=args.resume,
-                 progress=not args.quiet, model_spec=recipe, data_spec=data)
+                 progress=not args.quiet, model_spec=recipe, data_spec=data, overwrite=args.overwrite)
     summary = {"model": recipe.to_dict(), "data": {**data, "train_images": len(train_set),
                                                    "test_images": len(test_set)},
                "config": config.to_dict(),
                "parameters": sum(p.numel() for p in model.parameters()), **result.to_dict()}
-    summary["model"]["kwargs"]["input_size"] = list(recipe.kwargs["input_size"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(out / "summary.json", summary)
     if args.format == "json":
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        sys.stdout.write(dumps_json(summary) + "\n")
     else:
         rows = [[r.epoch, r.train_loss, r.train_accuracy, r.test_accuracy, r.lr, r.seconds]
                 for r in result.history]

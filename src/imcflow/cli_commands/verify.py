@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Literal
 
 from imcflow.cli_commands import _common as c
 
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "thread is fastest, and several threads stall badly on a busy machine)")
     c.add_output_arguments(p)
     p.set_defaults(handler=run)
+    c.declare_outputs(p, c.file_out)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -42,12 +44,15 @@ def config_from_args(args: argparse.Namespace):
 
     adc = None
     if args.adc_bits is not None:
-        fs: str | float = args.adc_full_scale
-        if fs not in ("max", "calibrated"):
+        fs: Literal["max", "calibrated"] | float
+        if args.adc_full_scale in ("max", "calibrated"):
+            fs = args.adc_full_scale
+        else:
             try:
-                fs = float(fs)
+                fs = float(args.adc_full_scale)
             except ValueError:
-                raise ConfigError(f"--adc-full-scale must be max, calibrated or a number, got {fs!r}") from None
+                raise ConfigError(f"--adc-full-scale must be max, calibrated or a number, "
+                                  f"got {args.adc_full_scale!r}") from None
         adc = AdcSpec(args.adc_bits, full_scale=fs)
     noise = NoiseSpec(args.sigma, args.stuck_on, args.stuck_off)
     return SimConfig(weight_bits=args.weight_bits, cell_bits=args.cell_bits, signed=args.signed,

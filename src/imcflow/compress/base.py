@@ -19,6 +19,7 @@ mapped by the same engine as ``imcflow map``. Results here are torch-free.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -36,9 +37,10 @@ from imcflow.mapping import MappingOptions, NetworkMapping
 
 @dataclass(frozen=True)
 class MethodOption:
-    """One documented option of a method. The type of ``default`` is the type values are parsed to.
+    """One documented option of a method. The type of ``default`` is the type values are parsed to;
+    numbers must be finite and, when given, within ``[minimum, maximum]``.
 
-    >>> MethodOption("max_rounds", 10, "rounds at most").parse("3")
+    >>> MethodOption("max_rounds", 10, "rounds at most", minimum=1).parse("3")
     3
     """
 
@@ -46,6 +48,8 @@ class MethodOption:
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
 
     def parse(self, value: Any) -> Any:
         """Convert a command-line string (or a Python value) to the option's type and validate it."""
@@ -62,14 +66,27 @@ class MethodOption:
                 out = kind(value)
         except (TypeError, ValueError):
             raise ConfigError(f"option {self.name}: expected a {kind.__name__}, got {value!r}") from None
+        if isinstance(out, (int, float)) and not isinstance(out, bool):
+            self._check_range(out)
         if self.choices is not None and out not in self.choices:
             raise ConfigError(f"option {self.name}: got {out!r}; allowed: "
                               f"{', '.join(str(c) for c in self.choices)}")
         return out
 
+    def _check_range(self, value: float) -> None:
+        if not math.isfinite(value):
+            raise ConfigError(f"option {self.name}: must be a finite number, got {value!r}")
+        low = -math.inf if self.minimum is None else self.minimum
+        high = math.inf if self.maximum is None else self.maximum
+        if not low <= value <= high:
+            allowed = (f">= {self.minimum}" if self.maximum is None else f"<= {self.maximum}"
+                       if self.minimum is None else f"in [{self.minimum}, {self.maximum}]")
+            raise ConfigError(f"option {self.name}: must be {allowed}, got {value!r}")
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "default": self.default, "help": self.help,
-                "choices": list(self.choices) if self.choices is not None else None}
+                "choices": list(self.choices) if self.choices is not None else None,
+                "minimum": self.minimum, "maximum": self.maximum}
 
 
 @dataclass(frozen=True)
@@ -269,7 +286,7 @@ class DeployedNetwork:
         skipped = [d.skipped_rows.get(method) for d in self.layers]
         return MappingSummary(method, totals.cycles, totals.arrays,
                               placed / totals.arrays if totals.arrays else 0.0, totals.mac_efficiency,
-                              sum(skipped) if any(s is not None for s in skipped) else None)
+                              sum(s or 0 for s in skipped) if any(s is not None for s in skipped) else None)
 
     def summaries(self) -> dict[str, MappingSummary]:
         return {m: self.summary(m) for m in (*self.mapping.methods, "best")}

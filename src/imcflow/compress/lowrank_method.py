@@ -46,11 +46,13 @@ def _lowrank_options(default_groups: int) -> tuple[MethodOption, ...]:
                      "the layer's weights), energy (singular-value energy kept), array-aware (per layer "
                      "the group count with the fewest cycles at the ratio/energy rank)",
                      tuple(rank_policies())),
-        MethodOption("rank", 8, "k for policy=uniform (clipped to each block's full rank)"),
-        MethodOption("ratio", 0.5, "parameter budget per decomposed layer (factor weights / original)"),
+        MethodOption("rank", 8, "k for policy=uniform (clipped to each block's full rank)", minimum=1),
+        MethodOption("ratio", 0.5, "parameter budget per decomposed layer (factor weights / original)",
+                     minimum=0),
         MethodOption("energy", 0.0, "fraction of squared singular values kept (policy=energy; "
-                     "array-aware uses it instead of ratio when > 0)"),
-        MethodOption("rank_groups", default_groups, "g: groups of the factorisation (1 = plain low rank)"),
+                     "array-aware uses it instead of ratio when > 0)", minimum=0, maximum=1),
+        MethodOption("rank_groups", default_groups, "g: groups of the factorisation (1 = plain low rank)",
+                     minimum=1),
         MethodOption("split", "input", "split W along input channels (grouped R) or output channels "
                      "(grouped L)", ("input", "output")),
         MethodOption("group_choices", "1,2,4,8", "candidate g for policy=array-aware"),

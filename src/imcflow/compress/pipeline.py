@@ -10,6 +10,17 @@ Layout under ``out_dir`` (the run) and ``baseline_dir`` (default ``<out_dir>/bas
     <out_dir>/round<k>/   pruned.pt (model after apply), checkpoint.pt (fine-tuning), done.pt
     <out_dir>/report.json the :class:`CompressionReport`
 
+Every file is written atomically (:mod:`imcflow.io`); model files carry a content hash checked on load
+(:func:`imcflow.train.checkpoint.save_verified`). ``baseline.pt`` is a training checkpoint with its
+model recipe (quantizer included) and data settings, so ``imcflow eval`` reads it directly. A run folder
+that already holds a run is refused unless ``resume`` (the run's settings must match, see
+:meth:`CompressConfig.identity`) or ``overwrite`` (its state, rounds and report are deleted first; the
+baseline cache is kept, as it is keyed by everything that shapes a baseline).
+
+Seeding: :func:`imcflow.seeding.seed_everything` runs with ``seed`` before the data and the baseline
+model are built, and with a seed derived from ``seed`` and the round index before every round, so a
+round draws the same numbers whether the baseline was just trained or reused from the cache.
+
 The acceptance rule (VWC-SDK's, for every iterative method): after each round's fine-tuning the
 accuracy may be at most ``max_drop`` percentage points below the baseline's; the first round that
 breaks it is discarded and the rounds stop, so the reported model is the last one that kept it.
@@ -29,11 +40,17 @@ import torch
 
 from imcflow.compress.base import CompressionContext, CompressionReport, RoundRecord, get_method
 from imcflow.compress.deploy import deploy, extract_network
-from imcflow.errors import ConfigError, check_int
+from imcflow.errors import ConfigError, RunFolderError, check_int
 from imcflow.hardware.array import ArraySpec
+from imcflow.io import atomic_write_json, claim_run_dir, short_digest
 from imcflow.mapping import DEFAULT_METHODS, MappingOptions
+from imcflow.seeding import check_seed, derive_seed, seed_everything
 
 QUANT_SCHEMES = ("dorefa", "uniform", "pow2", "none")
+# CompressConfig fields a resumed run may change (README: "Checkpoints and resume").
+RESUME_MAY_CHANGE = ("out_dir", "baseline_dir", "device", "cost_preset")
+# What a run writes in its folder (the baseline cache is separate: keyed, reusable).
+RUN_FILES = ("state.json", "report.json", "round*")
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,8 @@ class CompressConfig:
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, 1)
         check_int("finetune_epochs", self.finetune_epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_seed(self.seed)
         if self.quant not in QUANT_SCHEMES:
             raise ConfigError(f"quant must be one of {', '.join(QUANT_SCHEMES)}, got {self.quant!r}")
         if not self.max_drop >= 0:
@@ -80,16 +99,35 @@ class CompressConfig:
         q = "float" if self.quant == "none" else f"{self.quant}{self.array.weight_bits}"
         if self.act_bits is not None:
             q += f"a{self.act_bits}"
+        # The readable part names the usual differences; the digest covers everything else that
+        # shapes a baseline (learning rate, batch size, data folder...), so a cached baseline is
+        # only ever reused for the same settings.
         return (f"{self.model}-{self.data}-{in_channels}x{image_size}-{q}-e{self.epochs}"
-                f"-n{self.subset or 'all'}-t{self.test_subset or 'all'}-s{self.seed}")
+                f"-n{self.subset or 'all'}-t{self.test_subset or 'all'}-s{self.seed}"
+                f"-{short_digest(self.baseline_identity(image_size, in_channels))}")
 
-    def run_key(self) -> str:
-        """A digest of everything that shapes the rounds: a resumed run must match it."""
-        d = asdict(self)
-        for name in ("out_dir", "baseline_dir", "device", "cost_preset"):  # do not shape the rounds
+    def baseline_identity(self, image_size: int, in_channels: int) -> dict[str, Any]:
+        """Every setting a baseline depends on."""
+        return {"model": self.model, "data": self.data, "data_root": self.data_root,
+                "input": [in_channels, image_size], "quant": self.quant,
+                "weight_bits": self.array.weight_bits, "act_bits": self.act_bits, "epochs": self.epochs,
+                "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed, "subset": self.subset,
+                "test_subset": self.test_subset}
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that shapes the rounds, as plain JSON values: a resumed run must match it. Not
+        included (a resume may change them): ``out_dir``, ``baseline_dir``, ``device`` and
+        ``cost_preset`` (the report's energy column is recomputed on every call)."""
+        d = json.loads(json.dumps(asdict(self), default=str))
+        for name in RESUME_MAY_CHANGE:
             d.pop(name)
         d["mapping_methods"] = list(self.mapping_methods)
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        d["array"] = self.array.label + f"/w{self.array.weight_bits}c{self.array.cell_bits}"
+        return d
+
+    def run_key(self) -> str:
+        """A digest of :meth:`identity`."""
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -116,16 +154,24 @@ def _data(config: CompressConfig):
     return train, test, (train.in_channels, size, size)
 
 
-def _fresh_model(config: CompressConfig, train: Any, input_shape: tuple[int, int, int]) -> torch.nn.Module:
-    from imcflow.models import create_model, get_spec
+def _recipe(config: CompressConfig, train: Any, input_shape: tuple[int, int, int]):
+    from imcflow.models import get_spec
+    from imcflow.train import ModelRecipe
 
-    kwargs = {"input_size": input_shape[1:]} if get_spec(config.model).sized else {}
-    model = create_model(config.model, num_classes=train.num_classes, in_channels=input_shape[0], **kwargs)
-    if config.quant != "none":
-        from imcflow.quant import quantize_model
+    kwargs: dict[str, Any] = {"num_classes": train.num_classes, "in_channels": input_shape[0]}
+    if get_spec(config.model).sized:
+        kwargs["input_size"] = list(input_shape[1:])
+    quant = None if config.quant == "none" else {
+        "weight_bits": config.array.weight_bits, "act_bits": config.act_bits, "scheme": config.quant}
+    return ModelRecipe(config.model, kwargs, quant)
 
-        quantize_model(model, config.array.weight_bits, config.act_bits, config.quant)
-    return model
+
+def _data_spec(config: CompressConfig, train: Any, input_shape: tuple[int, int, int]) -> dict[str, Any]:
+    # The settings 'imcflow eval' needs to reload the test split the baseline was measured on.
+    return {"name": config.data, "root": config.data_root, "image_size": input_shape[1],
+            "in_channels": input_shape[0], "seed": config.seed, "subset": config.subset,
+            "test_subset": config.test_subset, "num_classes": train.num_classes,
+            "mean": list(train.mean), "std": list(train.std)}
 
 
 def _train_config(config: CompressConfig, epochs: int, lr: float, seed: int):
@@ -139,40 +185,53 @@ def train_baseline(config: CompressConfig, train: Any, test: Any, input_shape: t
                    progress: bool = True) -> tuple[torch.nn.Module, float, float]:
     """The cached baseline: (model, test accuracy, seconds spent training now; 0 when reused)."""
     from imcflow.train import evaluate, fit
+    from imcflow.train.checkpoint import load_checkpoint, load_weights, save_checkpoint
 
     base_root = Path(config.baseline_dir or os.path.join(config.out_dir, "baselines"))
     folder = base_root / config.baseline_key(input_shape[1], input_shape[0])
     final = folder / "baseline.pt"
-    model = _fresh_model(config, train, input_shape)
+    recipe = _recipe(config, train, input_shape)
+    ident = config.baseline_identity(input_shape[1], input_shape[0])
+    model = recipe.build()
     if final.is_file():
-        state = torch.load(final, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
+        state = load_checkpoint(final)
+        if state.get("baseline_identity") != ident:
+            raise RunFolderError(f"{final} was trained with other settings than this run's "
+                                 f"({state.get('baseline_identity')} vs {ident}); delete it")
+        load_weights(model, state["model"], str(final))
         _log(progress, f"baseline reused: {final} (accuracy {state['accuracy']:.4f})")
         return model, float(state["accuracy"]), 0.0
-    folder.mkdir(parents=True, exist_ok=True)
     _log(progress, f"training baseline {config.model} on {config.data} for {config.epochs} epochs "
                    f"-> {folder}")
     t0 = time.perf_counter()
-    fit(model, train, test, _train_config(config, config.epochs, config.lr, config.seed),
-        checkpoint_dir=folder, resume=True, progress=progress)
+    data_spec = _data_spec(config, train, input_shape)
+    train_config = _train_config(config, config.epochs, config.lr, config.seed)
+    result = fit(model, train, test, train_config, checkpoint_dir=folder, resume=True,
+                 progress=progress, model_spec=recipe, data_spec=data_spec)
     seconds = time.perf_counter() - t0
     acc = evaluate(model, test)
-    tmp = final.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "accuracy": acc, "config": config.to_dict()}, tmp)
-    os.replace(tmp, final)  # atomic: a half-written baseline is never reused
+    # A training checkpoint (no optimizer state) that 'imcflow eval' can read; written atomically, so
+    # a half-written baseline is never reused.
+    save_checkpoint(final, {"model_spec": recipe.to_dict(), "model": model.state_dict(),
+                            "epoch": config.epochs, "history": [r.to_dict() for r in result.history],
+                            "config": train_config.to_dict(), "data": data_spec, "accuracy": acc,
+                            "baseline_identity": ident, "compress_config": config.to_dict()})
     _log(progress, f"baseline accuracy {acc:.4f} ({seconds:.0f} s)")
     return model, acc, seconds
 
 
 def _save_model(model: torch.nn.Module, path: Path) -> None:
     # Whole module: channel pruning changes shapes, so a state dict alone could not be reloaded.
-    tmp = path.with_suffix(".tmp")
-    torch.save(model, tmp)
-    os.replace(tmp, path)
+    from imcflow.train.checkpoint import save_verified
+
+    save_verified(path, model, "model")
 
 
 def _load_model(path: Path) -> torch.nn.Module:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # The pipeline's own files, pickled modules: loaded only after their content hash matched.
+    from imcflow.train.checkpoint import load_verified
+
+    return load_verified(path, "model", trusted_objects=True)
 
 
 def _context(config: CompressConfig, model: torch.nn.Module, input_shape: tuple[int, ...],
@@ -181,36 +240,52 @@ def _context(config: CompressConfig, model: torch.nn.Module, input_shape: tuple[
                               extract_network(model, input_shape, config.model), tuple(input_shape), index)
 
 
+def _resumable_state(out: Path, config: CompressConfig) -> dict[str, Any] | None:
+    """The saved state of the run in ``out`` if it is this configuration's, else a RunFolderError
+    naming the differences."""
+    state_file = out / "state.json"
+    if not state_file.is_file():
+        return None
+    try:
+        saved = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"{state_file}: cannot be read ({exc}); use --overwrite") from None
+    if saved.get("key") == config.run_key():
+        return saved
+    before, now = saved.get("config") or {}, config.identity()
+    diffs = [f"{k}: saved {before.get(k)!r} vs now {now.get(k)!r}" for k in sorted(set(before) | set(now))
+             if before.get(k) != now.get(k)] or ["an older state file"]
+    raise RunFolderError(f"cannot resume {out}: it holds a run with other settings ({'; '.join(diffs)}); "
+                         f"only {', '.join(RESUME_MAY_CHANGE)} may change")
+
+
 def run_compression(config: CompressConfig, progress: bool = True,
-                    on_round: Callable[[RoundRecord], None] | None = None) -> CompressionReport:
-    """Baseline -> rounds (apply, fine-tune, accept or stop) -> deployed report, resumable."""
+                    on_round: Callable[[RoundRecord], None] | None = None, resume: bool = False,
+                    overwrite: bool = False) -> CompressionReport:
+    """Baseline -> rounds (apply, fine-tune, accept or stop) -> deployed report, resumable.
+
+    ``out_dir`` must not hold a run unless ``resume`` (continue it; the settings must match) or
+    ``overwrite`` (start again); see the module docstring."""
     from imcflow.train import evaluate, fit
 
     t_start = time.perf_counter()
     method = get_method(config.method)
     options = method.resolve_options(config.method_options)
+    out = claim_run_dir(config.out_dir, RUN_FILES, resume, overwrite, "--out")
+    saved = _resumable_state(out, config) if resume else None
+    seed_everything(config.seed)  # before any data, model or sampler exists
     train, test, input_shape = _data(config)
     baseline, base_acc, base_seconds = train_baseline(config, train, test, input_shape, progress)
 
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     state_file = out / "state.json"
-    key = config.run_key()
-    state: dict[str, Any] = {"key": key, "rounds": [], "finished": False}
-    if state_file.is_file():
-        saved = json.loads(state_file.read_text())
-        if saved.get("key") != key:
-            raise ConfigError(f"{out} holds a run with other settings (state.json key {saved.get('key')} "
-                              f"vs {key}); use another --out or delete that folder")
-        state = saved
+    state: dict[str, Any] = saved or {"key": config.run_key(), "config": config.identity(), "rounds": [],
+                                      "finished": False}
     rounds = [RoundRecord(r["round"], r["accuracy"], r["accepted"], r["seconds"], r.get("summary", {}))
               for r in state["rounds"]]
 
     def save_state() -> None:
         state["rounds"] = [r.to_dict() for r in rounds]
-        tmp = state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        os.replace(tmp, state_file)
+        atomic_write_json(state_file, state, default=str)
 
     accepted = [r for r in rounds if r.accepted]
     model = _load_model(out / f"round{accepted[-1].index}" / "done.pt") if accepted else \
@@ -226,21 +301,23 @@ def run_compression(config: CompressConfig, progress: bool = True,
         folder.mkdir(exist_ok=True)
         pruned_file = folder / "pruned.pt"
         ctx = _context(config, model, input_shape, options, index)
+        seed_everything(derive_seed(config.seed, "round", index))
         if pruned_file.is_file():
             candidate = _load_model(pruned_file)
-            summary = json.loads((folder / "summary.json").read_text())
+            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         else:
             step = method.apply(_load_model_copy(model), ctx)
             if not step.changed:
-                _log(progress, f"round {index}: nothing left to change ({json.dumps(dict(step.summary))[:200]})")
+                note = json.dumps(dict(step.summary), default=str)[:200]
+                _log(progress, f"round {index}: nothing left to change ({note})")
                 break
             candidate, summary = step.model, dict(step.summary)
-            (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            atomic_write_json(folder / "summary.json", summary, default=str)
             _save_model(candidate, pruned_file)
         _log(progress, f"round {index}: {method.name} applied; fine-tuning {config.finetune_epochs} epoch(s)")
         hooks = method.hooks(candidate, ctx)
         fit(candidate, train, test, _train_config(config, config.finetune_epochs, config.finetune_lr,
-                                                  config.seed + index + 1),
+                                                  derive_seed(config.seed, "finetune", index)),
             checkpoint_dir=folder, resume=True, extra_loss=hooks.extra_loss,
             after_step=hooks.after_step, progress=progress)
         acc = evaluate(candidate, test)
@@ -274,9 +351,7 @@ def run_compression(config: CompressConfig, progress: bool = True,
                                config.mapping, base_acc, accuracy, deployed_base, deployed,
                                tuple(rounds), seconds,
                                {**config.to_dict(), "input_shape": list(input_shape)})
-    tmp = out / "report.tmp"
-    tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str))
-    os.replace(tmp, out / "report.json")
+    atomic_write_json(out / "report.json", report.to_dict(), default=str)
     return report
 
 
@@ -287,9 +362,10 @@ def _load_model_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def default_out_dir(config: CompressConfig) -> str:
-    """``runs/compress/<model>-<data>-<method>-<array>-w<bits>``."""
+    """``runs/compress/<model>-<data>-<method>-<array>-w<bits>-<digest>``: the digest (of
+    :meth:`CompressConfig.identity`) makes two different runs' default folders differ."""
     return os.path.join("runs", "compress", f"{config.model}-{config.data}-{config.method}-"
-                        f"{config.array.label}-w{config.array.weight_bits}")
+                        f"{config.array.label}-w{config.array.weight_bits}-{config.run_key()[:8]}")
 
 
 def with_out_dir(config: CompressConfig, out_dir: str | None) -> CompressConfig:

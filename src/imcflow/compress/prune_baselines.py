@@ -58,8 +58,9 @@ def _target(model: Any, ctx: CompressionContext, layers: list[str]) -> int:
 
 
 _COMMON = (
-    MethodOption("target_params", 0, "parameters of the pruned model (0: use keep)"),
-    MethodOption("keep", 0.5, "fraction of the prunable layers' weights kept when target_params=0"),
+    MethodOption("target_params", 0, "parameters of the pruned model (0: use keep)", minimum=0),
+    MethodOption("keep", 0.5, "fraction of the prunable layers' weights kept when target_params=0",
+                 minimum=0, maximum=1),
 )
 
 
@@ -109,7 +110,7 @@ class FilterPrune(CompressionMethod):
     name = "filter-prune"
     description = "L1 filter pruning, one keep fraction for every channel group, to a parameter count"
     changes = "channels"
-    options = _COMMON + (MethodOption("steps", 14, "bisection steps on the keep fraction"),)
+    options = _COMMON + (MethodOption("steps", 14, "bisection steps on the keep fraction", minimum=1),)
 
     def apply(self, model: Any, ctx: CompressionContext) -> StepResult:
         from imcflow.compress.vwc_sdk import prune_to_widths, torch_groups

@@ -52,7 +52,7 @@ class MagnitudePruning(CompressionMethod):
     description = "unstructured pruning: zero the smallest |w| of each layer, masked fine-tuning"
     changes = "masks"
     options = (
-        MethodOption("sparsity", 0.5, "fraction of each layer's weights set to zero"),
+        MethodOption("sparsity", 0.5, "fraction of each layer's weights set to zero", minimum=0, maximum=1),
         MethodOption("skip_first_last", True, "keep the first and the last weight layer dense"),
     )
 

@@ -89,7 +89,7 @@ def chain_groups(network: Network | Sequence[ConvLayer]) -> tuple[ChannelGroup, 
     """
     layers = network.layers if isinstance(network, Network) else tuple(network)
     groups = []
-    for layer, nxt in zip(layers, layers[1:]):
+    for layer, nxt in zip(layers, layers[1:], strict=False):  # consecutive pairs
         if nxt.in_channels != layer.out_channels:
             continue
         grouped = layer.groups > 1 or nxt.groups > 1
@@ -235,7 +235,7 @@ def plan_round(network: Network, groups: Sequence[ChannelGroup], widths: Mapping
             steps[g.name] = GroupStep(g.name, width, per[0][0].name, per[0][1], 0, 0, width)
             continue
 
-        def cycles_at(w: int) -> int:
+        def cycles_at(w: int, readers: list = readers) -> int:  # bound now: called in this iteration
             return sum(_cycles(r.with_changes(in_channels=w), array, mapping) for r in readers)
 
         if settings.coupled == "max":
@@ -460,8 +460,8 @@ class VwcSdk(CompressionMethod):
         MethodOption("walk_back", "chain", "after the residuals: a group wider than the groups its "
                      "readers produce loses one more ICt block (chain: plain chain links only; "
                      "dataflow: every link)", ("chain", "dataflow", "off")),
-        MethodOption("min_channels", 1, "no group is pruned below this many channels"),
-        MethodOption("max_rounds", 20, "upper bound on pruning rounds"),
+        MethodOption("min_channels", 1, "no group is pruned below this many channels", minimum=1),
+        MethodOption("max_rounds", 20, "upper bound on pruning rounds", minimum=1),
     )
 
     def plan(self, network: Network, array: ArraySpec, mapping: MappingOptions,
@@ -475,7 +475,7 @@ class VwcSdk(CompressionMethod):
         groups = torch_groups(model, ctx.input_shape)
         widths = model_widths(groups)
         steps, new = plan_round(ctx.network, groups, widths, ctx.array, ctx.mapping, settings)
-        summary = {"steps": [s.to_dict() for s in steps if s.new_width != s.width]}
+        summary: dict[str, Any] = {"steps": [s.to_dict() for s in steps if s.new_width != s.width]}
         if new == widths:
             return StepResult(False, model, summary)
         removed = prune_to_widths(model, ctx.input_shape,

@@ -20,10 +20,12 @@ from imcflow.layers import Network
 @dataclass(frozen=True)
 class ExportOptions:
     """``padding``: NeuroSim size convention (``neurosim`` raw H, ``padded`` H+2p); ``groups``:
-    ``refuse`` or ``expand`` grouped layers into one NeuroSim row per group."""
+    ``refuse`` or ``expand`` grouped layers into one NeuroSim row per group; ``seed``: the random
+    weights of an ONNX export (the same seed gives the same file)."""
 
     padding: str = "neurosim"
     groups: str = "refuse"
+    seed: int = 0  # seeds the random initial weights of an ONNX export
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,14 @@ class Exported:
     notes: tuple[str, ...] = ()
 
     def save(self, path: str) -> list[str]:
-        """Write to ``path``; returns the files written (ONNX weights go to ``path + '.data'``)."""
+        """Write to ``path`` atomically; returns the files written (ONNX weights go to
+        ``path + '.data'``)."""
+        from imcflow.io import atomic_write_files, atomic_write_text
+
         if self.program is not None:
-            self.program.save(path, external_data=True)
-            return [path, path + ".data"]
-        # newline="": the text's own line endings (NeuroSim's CRLF) reach the file unchanged
-        with open(path, "w", encoding="utf-8", newline="") as fh:
-            fh.write(self.text or "")
+            written = atomic_write_files(path, lambda tmp: self.program.save(str(tmp), external_data=True))
+            return [str(p) for p in written]
+        atomic_write_text(path, self.text or "")
         return [path]
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,7 +86,10 @@ def _onnx(network: Network, options: ExportOptions) -> Exported:
                           f"{network.source or 'elsewhere'}")
     import torch
 
+    from imcflow.seeding import seed_everything
+
     c, h, w = network.input_shape
+    seed_everything(options.seed)  # the file holds the random initial weights: same seed, same file
     model = create_model(network.name, in_channels=c, input_size=(h, w)).eval()
     # The exporter reports progress on stdout; keep stdout for results.
     with contextlib.redirect_stdout(sys.stderr):

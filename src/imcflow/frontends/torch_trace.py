@@ -38,7 +38,7 @@ def _conv_padding(module: nn.Conv2d, name: str) -> tuple[tuple[int, int], str | 
         if pad == "valid":
             return (0, 0), None
         # 'same': torch pads total = d*(k-1) per axis, the odd pixel going to the end.
-        totals = [d * (k - 1) for k, d in zip(module.kernel_size, module.dilation)]
+        totals = [d * (k - 1) for k, d in zip(module.kernel_size, module.dilation, strict=True)]
         if any(t % 2 for t in totals):
             return (0, 0), (f"{name} (Conv2d with padding='same' and an even kernel extent: asymmetric "
                             f"padding {totals} is not representable)")
@@ -198,7 +198,7 @@ def load_python_factory(path: str, factory: str, input_shape: InputShape | None)
     sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a user file calling sys.exit() must not end imcflow
         sys.modules.pop(module_name, None)
         raise ConfigError(f"{spec_text}: importing {path} failed: {type(exc).__name__}: {exc}") from None
     finally:
@@ -212,6 +212,9 @@ def load_python_factory(path: str, factory: str, input_shape: InputShape | None)
         raise ConfigError(f"{spec_text}: {factory!r} is a {type(fn).__name__}, not a callable")
     try:
         model = fn()
+    except SystemExit as exc:
+        raise ConfigError(f"{spec_text}: calling {factory}() called sys.exit({exc.code!r}) instead of "
+                          f"returning a torch.nn.Module") from None
     except Exception as exc:
         raise ConfigError(f"{spec_text}: calling {factory}() failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(model, nn.Module):

@@ -5,6 +5,7 @@ import os
 from collections.abc import Mapping
 
 from imcflow.cost.results import NetworkCost
+from imcflow.io import atomic_writer, make_output_dir
 
 
 def _pyplot():
@@ -14,6 +15,12 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig, path: str) -> None:
+    with atomic_writer(path) as fh:
+        fig.savefig(fh, format="png", dpi=120)
+    _pyplot().close(fig)
 
 
 def plot_energy_breakdown(cost: NetworkCost, path: str) -> str:
@@ -28,15 +35,14 @@ def plot_energy_breakdown(cost: NetworkCost, path: str) -> str:
         if not any(vals):
             continue
         ax.bar(range(len(names)), vals, bottom=bottom, label=comp)
-        bottom = [b + v for b, v in zip(bottom, vals)]
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=70, fontsize=7)
     ax.set_ylabel("energy (uJ)")
     ax.set_title(f"{cost.network}: energy per layer ({cost.method}, {cost.preset}, {cost.array})")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -52,15 +58,14 @@ def plot_methods(costs: Mapping[str, NetworkCost], path: str) -> str:
     first = next(iter(costs.values()))
     fig.suptitle(f"{first.network} on {first.array}, preset {first.preset}: cycles vs energy")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
 def write_cost_plots(costs: Mapping[str, NetworkCost], all_methods: Mapping[str, NetworkCost],
                      directory: str) -> list[str]:
     """Write ``energy_breakdown_<method>.png`` per costed method and ``methods.png`` into directory."""
-    os.makedirs(directory, exist_ok=True)
+    make_output_dir(directory, "--plot")
     paths = [plot_energy_breakdown(nc, os.path.join(directory, f"energy_breakdown_{m}.png"))
              for m, nc in costs.items()]
     paths.append(plot_methods(all_methods, os.path.join(directory, "methods.png")))

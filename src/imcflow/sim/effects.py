@@ -33,6 +33,7 @@ from typing import Any, Literal
 import torch
 
 from imcflow.errors import ConfigError, check_int
+from imcflow.seeding import check_seed
 
 SignedEncoding = Literal["offset", "differential"]
 FullScale = Literal["max", "calibrated"]
@@ -157,7 +158,7 @@ class SimConfig:
             check_int("input_bits", self.input_bits, 1, 32)
         if self.signed not in ("offset", "differential"):
             raise ConfigError(f"signed must be 'offset' or 'differential', got {self.signed!r}")
-        check_int("seed", self.seed, 0)
+        check_seed(self.seed)
 
     @property
     def weight_slices(self) -> int:
@@ -215,7 +216,7 @@ class WeightEncoding:
             return w[..., None]
         parts = [w + self.offset] if self.parts == 1 else [torch.clamp(w, min=0), torch.clamp(-w, min=0)]
         base = 1 << self.cell_bits
-        out = []
+        out: list[torch.Tensor] = []
         for p in parts:
             p = p.to(torch.int64)
             out.extend(((p >> (j * self.cell_bits)) % base) for j in range(self.slices))

@@ -18,12 +18,13 @@ with a per-step cosine schedule from 0.05 down to 0.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from imcflow.errors import ConfigError, check_int
+from imcflow.errors import ConfigError, RunFolderError, TrainingDivergedError, check_int
+from imcflow.seeding import check_seed, seed_everything
 from imcflow.train.augment import Augment, normalize
 from imcflow.train.checkpoint import (
     CHECKPOINT_NAME,
     ModelRecipe,
     capture_rng_state,
     load_checkpoint,
+    load_weights,
     restore_rng_state,
     save_checkpoint,
 )
@@ -76,7 +79,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
-        check_int("seed", self.seed, 0)
+        check_seed(self.seed)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ConfigError(f"lr must be a number > 0, got {self.lr!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -196,26 +199,98 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
     return chunks
 
 
-def _check_resumable(saved: dict, config: TrainConfig) -> None:
-    # epochs may grow (train longer) and device may change; anything else changes the trajectory.
-    mismatched = [f.name for f in fields(TrainConfig) if f.name not in ("epochs", "device")
-                  and saved.get(f.name) != getattr(config, f.name)]
-    if mismatched:
-        diffs = ", ".join(f"{n}: checkpoint {saved.get(n)!r} vs now {getattr(config, n)!r}" for n in mismatched)
-        raise ConfigError(f"cannot resume: the configuration differs from the checkpoint's ({diffs})")
+# TrainConfig fields a resume may change: the device (same numbers on the same kind of device), and
+# epochs, which may grow (the schedule is recomputed for the new length) but never shrink.
+RESUME_MAY_CHANGE = ("device", "epochs")
+
+
+def fingerprint(dataset: Any) -> str | None:
+    """sha256 of a dataset's image and label tensors (shape, dtype and bytes), or None without one.
+
+    >>> import torch
+    >>> from torch.utils.data import TensorDataset
+    >>> a = TensorDataset(torch.zeros(2, 1, 2, 2), torch.tensor([0, 1]))
+    >>> fingerprint(a) == fingerprint(TensorDataset(torch.zeros(2, 1, 2, 2), torch.tensor([0, 1])))
+    True
+    >>> fingerprint(a) == fingerprint(TensorDataset(torch.zeros(2, 1, 2, 2), torch.tensor([1, 0])))
+    False
+    """
+    if dataset is None:
+        return None
+    h = hashlib.sha256()
+    for t in _tensors(dataset):
+        arr = np.ascontiguousarray(t.detach().cpu().numpy())
+        h.update(f"{arr.dtype}{arr.shape}".encode())
+        h.update(arr.tobytes())  # a copy, but only once per run (fit with a checkpoint folder)
+    return h.hexdigest()
+
+
+def run_identity(config: TrainConfig, model: nn.Module, train_set: Any, test_set: Any,
+                 model_spec: ModelRecipe | None, data_spec: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything a resumed run must share with the checkpoint: the configuration (except
+    :data:`RESUME_MAY_CHANGE`), the model recipe and architecture (every tensor's shape), the data
+    settings (except ``root``: where the files live does not matter, their content does) and a
+    fingerprint of the training and test images and labels."""
+    cfg = {k: v for k, v in config.to_dict().items() if k not in RESUME_MAY_CHANGE}
+    data = {k: v for k, v in (data_spec or {}).items() if k != "root"}
+    ident = {"config": cfg, "model_spec": model_spec.to_dict() if model_spec is not None else None,
+             "architecture": {k: list(v.shape) for k, v in model.state_dict().items()},
+             "data": data, "train_data": fingerprint(train_set), "test_data": fingerprint(test_set)}
+    return json.loads(json.dumps(ident, default=str))  # canonical: tuples as lists, like the saved one
+
+
+def _differences(saved: Any, now: Any, path: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(now, dict):
+        out: list[str] = []
+        for k in sorted(set(saved) | set(now), key=str):
+            out += _differences(saved.get(k), now.get(k), f"{path}.{k}" if path else str(k))
+        return out
+    if saved == now:
+        return []
+    if path.endswith("_data"):
+        return [f"{path}: other images or labels"]
+    return [f"{path}: checkpoint {saved!r} vs now {now!r}"]
+
+
+def _check_resumable(state: dict[str, Any], identity: dict[str, Any], config: TrainConfig,
+                     where: Path) -> None:
+    saved = state.get("identity")
+    if saved is None:
+        raise RunFolderError(f"cannot resume {where}: the checkpoint records no run identity; "
+                             f"use another folder or overwrite it")
+    diffs = _differences(saved, identity)
+    arch = [d for d in diffs if d.startswith("architecture.")]
+    if arch:  # one line for the architecture, not one per tensor
+        diffs = [d for d in diffs if not d.startswith("architecture.")]
+        example = arch[0][len("architecture."):]
+        diffs.append(f"model architecture: {len(arch)} tensor(s) differ, e.g. {example}")
+    saved_epochs = int(state.get("config", {}).get("epochs", 0))
+    if config.epochs < saved_epochs:
+        diffs.append(f"epochs: checkpoint {saved_epochs} vs now {config.epochs} (epochs may grow, "
+                     f"not shrink)")
+    if diffs:
+        raise RunFolderError(f"cannot resume {where}: the run differs from the checkpoint's "
+                             f"({'; '.join(diffs)}); only {', '.join(RESUME_MAY_CHANGE)} may change")
 
 
 def fit(model: nn.Module, train_set: Any, test_set: Any = None, config: TrainConfig | None = None,
         checkpoint_dir: str | Path | None = None, resume: bool = False,
         extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
         after_step: Callable[[nn.Module], None] | None = None, progress: bool = True,
-        model_spec: ModelRecipe | None = None, data_spec: dict[str, Any] | None = None) -> TrainResult:
+        model_spec: ModelRecipe | None = None, data_spec: dict[str, Any] | None = None,
+        overwrite: bool = False) -> TrainResult:
     """Train ``model`` in place with cross-entropy (+ ``extra_loss(model)``), one checkpoint per epoch.
 
     ``after_step(model)`` runs after every optimizer step (re-apply masks or projections there).
     With ``resume=True`` and a checkpoint in ``checkpoint_dir``, training continues after the last
-    completed epoch (without one it starts fresh). ``model_spec``/``data_spec`` are stored in the
-    checkpoint so ``imcflow eval`` can rebuild the model and reload the data.
+    completed epoch (without one it starts fresh); the checkpoint must come from the same run
+    (:func:`run_identity`: configuration, model, data settings and the data itself), else
+    :class:`~imcflow.errors.RunFolderError`. A checkpoint already in ``checkpoint_dir`` is never
+    replaced by a fresh start unless ``overwrite=True``. ``model_spec``/``data_spec`` are stored in
+    the checkpoint so ``imcflow eval`` can rebuild the model and reload the data.
+
+    A loss that becomes NaN or infinite stops training with
+    :class:`~imcflow.errors.TrainingDivergedError`; the checkpoint of the last finished epoch is kept.
     """
     config = config or TrainConfig()
     if resume and checkpoint_dir is None:
@@ -237,18 +312,21 @@ def fit(model: nn.Module, train_set: Any, test_set: Any = None, config: TrainCon
     ckpt_file = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     history: list[EpochRecord] = []
     start_epoch, step = 0, 0
-    if resume and ckpt_file is not None and ckpt_file.is_file():
+    identity = (run_identity(config, model, train_set, test_set, model_spec, data_spec)
+                if ckpt_file is not None else None)
+    if ckpt_file is not None and ckpt_file.is_file() and not resume and not overwrite:
+        raise RunFolderError(f"{ckpt_file.parent} already holds a training checkpoint; resume it or "
+                             f"allow overwriting it (CLI: --resume or --overwrite)")
+    if resume and ckpt_file is not None and identity is not None and ckpt_file.is_file():
         state = load_checkpoint(ckpt_file, map_location=device)
-        _check_resumable(state["config"], config)
-        model.load_state_dict(state["model"])
+        _check_resumable(state, identity, config, ckpt_file.parent)
+        load_weights(model, state["model"], str(ckpt_file))
         optimizer.load_state_dict(state["optimizer"])
         restore_rng_state(state["rng"], gens)
         start_epoch, step = int(state["epoch"]), int(state["scheduler"]["step"])
         history = [EpochRecord(**h) for h in state["history"]]
     else:
-        torch.manual_seed(config.seed)
-        np.random.seed(config.seed)
-        random.seed(config.seed)
+        seed_everything(config.seed)  # dropout and user hooks draw from the global generators
     resumed_from = start_epoch
 
     from tqdm.auto import tqdm
@@ -272,6 +350,12 @@ def fit(model: nn.Module, train_set: Any, test_set: Any = None, config: TrainCon
             out = model(xb)
             loss = nn.functional.cross_entropy(out, yb)
             total = loss + extra_loss(model) if extra_loss is not None else loss
+            if not math.isfinite(float(total.detach())):
+                kept = (f"the checkpoint of epoch {epoch} in {ckpt_file.parent} is kept"
+                        if ckpt_file is not None and epoch > 0 else "no checkpoint was written")
+                raise TrainingDivergedError(
+                    f"training diverged: the loss is {float(total.detach())} at epoch {epoch + 1}, "
+                    f"step {step + 1} (lr {lr:.3g}); {kept}; lower the learning rate (--lr)")
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
@@ -298,7 +382,7 @@ def fit(model: nn.Module, train_set: Any, test_set: Any = None, config: TrainCon
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": {"step": step}, "rng": capture_rng_state(gens),
                 "epoch": epoch + 1, "history": [r.to_dict() for r in history],
-                "config": config.to_dict(), "data": dict(data_spec or {})})
+                "config": config.to_dict(), "data": dict(data_spec or {}), "identity": identity})
     final = history[-1].test_accuracy if history else None
     return TrainResult(tuple(history), final, sum(r.seconds for r in history), resumed_from,
                        str(ckpt_file) if ckpt_file is not None else None)
