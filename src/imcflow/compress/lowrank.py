@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from imcflow.errors import ConfigError, UnknownNameError
+from imcflow.frontends.torch_trace import trace_layers
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network
 from imcflow.mapping import MappingOptions, get_strategy
@@ -444,11 +445,9 @@ def plan_lowrank(network: Network, weights: Mapping[str, np.ndarray], policy: st
 
 def model_weights(model: nn.Module, input_shape: Sequence[int]) -> tuple[Network, dict[str, np.ndarray]]:
     """The model's layer list (execution order, real input sizes) and float weights by layer name."""
-    from imcflow.compress.deploy import weight_layers
-
-    found = weight_layers(model, input_shape)
-    network = Network("model", tuple(rec for _, _, rec in found), input_shape=tuple(input_shape))
-    return network, {name: m.weight.detach().cpu().numpy() for name, m, _ in found}
+    found = trace_layers(model, input_shape)
+    network = Network("model", tuple(t.layer for t in found), input_shape=tuple(input_shape))
+    return network, {t.name: t.module.weight.detach().cpu().numpy() for t in found}
 
 
 def decompose_model(model: nn.Module, plan: LowRankPlan) -> nn.Module:
@@ -499,9 +498,7 @@ def fold_lowrank_records(model: nn.Module, records: Sequence[tuple[str, Any]],
 def lowrank_network(model: nn.Module, input_shape: Sequence[int], name: str = "model",
                     combine: str = "sum") -> Network:
     """The layer list of a model with low-rank modules, each one :class:`LowRankLayer` record."""
-    from imcflow.compress.deploy import weight_layers
-
-    found = weight_layers(model, input_shape)
-    merged = fold_lowrank_records(model, [(n, rec) for n, _, rec in found], combine)
+    found = trace_layers(model, input_shape)
+    merged = fold_lowrank_records(model, [(t.name, t.layer) for t in found], combine)
     return Network(name, tuple(rec for _, rec, _ in merged), input_shape=tuple(input_shape),
                    source="torch model (low-rank)", geometry="real")
