@@ -122,7 +122,7 @@ def test_two_bit_conv_runs_as_trained():
 def test_deploy_reads_the_same_integers(scheme):
     model = quantized_net(scheme, 3, 3)
     deployed = deploy(model, (2, 6, 6), ArraySpec(16, 16), methods=("im2col",))
-    for d, name in zip(deployed.layers, ("conv1", "conv2", "fc")):
+    for d, name in zip(deployed.layers, ("conv1", "conv2", "fc"), strict=True):
         stored = stored_weights(model.get_submodule(name))
         assert d.quantized and np.array_equal(d.weight, stored.integers.numpy())
         assert torch.equal(stored.dequantized(), model.get_submodule(name).deployed_weight())

@@ -30,7 +30,7 @@ def extract_network(model: nn.Module, input_shape: Sequence[int], name: str = "m
     return trace_module(model, input_shape, name, source="torch model")
 
 
-def deployed_weight(module: nn.Module) -> tuple[np.ndarray, bool]:
+def deployed_weight(module: nn.Conv2d | nn.Linear) -> tuple[np.ndarray, bool]:
     """The weights programmed for ``module`` and whether they are quantized integer levels."""
     if is_quantized(module):
         return stored_weights(module).integers.cpu().numpy(), True
@@ -56,7 +56,7 @@ def deploy(model: nn.Module, input_shape: Sequence[int], array: ArraySpec,
     for traced in trace_layers(model, input_shape, name):
         lname, module, rec = traced.name, traced.module, traced.layer
         weight, quantized = deployed_weight(module)
-        expected = (rec.out_channels, rec.group_in_channels, *rec.kernel_size) if rec.kind == "conv" \
+        expected = (rec.out_channels, rec.group_in_channels, rec.Kh, rec.Kw) if rec.kind == "conv" \
             else (rec.out_channels, rec.in_channels)
         if tuple(weight.shape) != expected:
             raise ConfigError(f"layer {lname!r}: deployed weight shape {tuple(weight.shape)} does not "

@@ -197,7 +197,8 @@ class ChannelGraph:
                 importance += w[idxs]
             drop = sorted(int(i) for i in torch.argsort(importance, stable=True)[:desc.width - goal])
             root = next(m for m, n in self.modules.items() if n == name)
-            fn = tp.prune_linear_out_channels if isinstance(root, torch.nn.Linear) else tp.prune_conv_out_channels
+            linear = isinstance(root, torch.nn.Linear)
+            fn = tp.prune_linear_out_channels if linear else tp.prune_conv_out_channels
             # Indices are positions of the root layer's own channels (producers share the order).
             root_idx = dict(producers)[root]
             pruning = self.graph.get_pruning_group(root, fn, idxs=[root_idx[i] for i in drop])
@@ -214,8 +215,7 @@ class ChannelGraph:
 def _replay(graph: Any, pruning: Any, target: Any, on_target: Any) -> None:
     """Apply a pruning group of ``graph`` to the copies of its modules (what ``Group.prune`` does to the
     originals: every dependency's handler on its target, an unwrapped parameter replaced by name)."""
-    from torch_pruning import ops
-    from torch_pruning import _helpers
+    from torch_pruning import _helpers, ops
 
     for dep, idxs in pruning:
         plain = _helpers.to_plain_idxs(idxs) if idxs and isinstance(idxs[0], _helpers._HybridIndex) else idxs

@@ -17,8 +17,8 @@ The plan is torch-free and needs only the layer list, the channel structure and 
 Channels are handled as *groups*: a set of channels produced by one or more layers (a residual stream
 is produced by every block that adds to it) and read by one or more layers. A chain of layers has one
 group between every two consecutive layers; a torch model's groups come from Torch-Pruning's
-``DependencyGraph`` (built once per round, :mod:`imcflow.compress.graph`), so removing a channel removes it everywhere it is coupled (convs, batch norms,
-residual adds, the classifier's inputs).
+``DependencyGraph`` (built once per round, :mod:`imcflow.compress.graph`), so removing a channel
+removes it everywhere it is coupled (convs, batch norms, residual adds, the classifier's inputs).
 
 Reconstruction choices (options, with defaults; see ``imcflow methods``):
 
@@ -55,7 +55,7 @@ from imcflow.compress.base import (
 from imcflow.compress.graph import ChannelGraph, ChannelGroup, prune_to_widths, torch_groups
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
-from imcflow.layers import ConvLayer, Network
+from imcflow.layers import AnyLayer, ConvLayer, Network
 from imcflow.mapping import LayerMapping, MappingOptions, map_layer
 
 # ---------------------------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def chain_groups(network: Network | Sequence[ConvLayer]) -> tuple[ChannelGroup, 
     """
     layers = network.layers if isinstance(network, Network) else tuple(network)
     groups = []
-    for layer, nxt in zip(layers, layers[1:]):
+    for layer, nxt in zip(layers, layers[1:], strict=False):  # consecutive pairs
         if nxt.in_channels != layer.out_channels:
             continue
         grouped = layer.groups > 1 or nxt.groups > 1
@@ -187,7 +187,7 @@ class PlanSettings:
         return cls(**{k: options[k] for k in cls.__dataclass_fields__ if k in options})
 
 
-def _cycles(layer: ConvLayer, array: ArraySpec, mapping: MappingOptions) -> int:
+def _cycles(layer: AnyLayer, array: ArraySpec, mapping: MappingOptions) -> int:
     return map_layer(layer, array, "vwsdk", mapping).cycles
 
 
@@ -219,7 +219,7 @@ def plan_round(network: Network, groups: Sequence[ChannelGroup], widths: Mapping
             steps[g.name] = GroupStep(g.name, width, per[0][0].name, per[0][1], 0, 0, width)
             continue
 
-        def cycles_at(w: int) -> int:
+        def cycles_at(w: int, readers: list[AnyLayer] = readers) -> int:
             return sum(_cycles(r.with_changes(in_channels=w), array, mapping) for r in readers)
 
         if settings.coupled == "max":
@@ -341,7 +341,7 @@ class VwcSdk(CompressionMethod):
         groups = graph.groups()
         widths = model_widths(groups)
         steps, new = plan_round(ctx.network, groups, widths, ctx.array, ctx.mapping, settings)
-        summary = {"steps": [s.to_dict() for s in steps if s.new_width != s.width]}
+        summary: dict[str, Any] = {"steps": [s.to_dict() for s in steps if s.new_width != s.width]}
         if new == widths:
             return StepResult(False, model, summary)
         removed = graph.prune({k: v for k, v in new.items() if v != widths[k]})

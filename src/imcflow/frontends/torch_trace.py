@@ -55,7 +55,7 @@ class TracedLayer:
     ``module`` that ran (its weights are what the crossbars hold) and the ``layer`` record."""
 
     name: str
-    module: nn.Module = field(compare=False, repr=False)
+    module: nn.Conv2d | nn.Linear = field(compare=False, repr=False)
     layer: ConvLayer
 
 
@@ -80,12 +80,16 @@ def conv_padding(module: nn.Conv2d, name: str) -> tuple[tuple[int, int], str | N
         if pad == "valid":
             return (0, 0), None
         # 'same': torch pads total = d*(k-1) per axis, the odd pixel going to the end.
-        totals = [d * (k - 1) for k, d in zip(module.kernel_size, module.dilation)]
+        totals = [d * (k - 1) for k, d in zip(module.kernel_size, module.dilation, strict=True)]
         if any(t % 2 for t in totals):
             return (0, 0), (f"{name} (Conv2d with padding='same' and an even kernel extent: asymmetric "
                             f"padding {totals} is not representable)")
         return (totals[0] // 2, totals[1] // 2), None
     return (int(pad[0]), int(pad[1])), None
+
+
+def _pair(value: Sequence[int]) -> tuple[int, int]:
+    return int(value[0]), int(value[1])
 
 
 def owns_weight_tensor(module: nn.Module) -> bool:
@@ -141,9 +145,9 @@ class CallLog:
                 self.unsupported.setdefault(name, reason)
                 return None
             layer = ConvLayer(
-                layer_name, module.in_channels, module.out_channels, tuple(module.kernel_size),
-                input_size=(int(x.shape[2]), int(x.shape[3])), stride=tuple(module.stride),
-                padding=padding, dilation=tuple(module.dilation), groups=module.groups, bias=bias)
+                layer_name, module.in_channels, module.out_channels, _pair(module.kernel_size),
+                input_size=(int(x.shape[2]), int(x.shape[3])), stride=_pair(module.stride),
+                padding=padding, dilation=_pair(module.dilation), groups=module.groups, bias=bias)
         else:
             self.unsupported_call(name, module)
             return None

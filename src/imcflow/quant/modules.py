@@ -3,8 +3,9 @@
 This module owns :class:`QuantConv2d` / :class:`QuantLinear`, :func:`quantize_model` and **the stored
 weights**: :func:`stored_weights` (a :class:`StoredWeights`: integers, scale, mask) is the one place
 every consumer reads the integers a crossbar holds for a layer (deployment and its cost, the crossbar
-simulator's model wrapper, NeuroSim trace export), so the simulated network is the trained one. The layers subclass ``nn.Conv2d`` / ``nn.Linear`` (so tracing, mapping and
-``isinstance`` checks keep working) and in ``forward`` use the *deployed* weight::
+simulator's model wrapper, NeuroSim trace export), so the simulated network is the trained one.
+The layers subclass ``nn.Conv2d`` / ``nn.Linear`` (so tracing, mapping and ``isinstance`` checks keep
+working) and in ``forward`` use the *deployed* weight::
 
     w_deployed = weight_quantizer(weight) * weight_mask        # mask last: pruned stays exactly 0
 
@@ -54,11 +55,11 @@ class StoredWeights:
 
 def is_quantized(module: nn.Module) -> bool:
     """True when ``module`` quantizes its weight (an imcflow quantized layer with a weight quantizer)."""
-    return getattr(module, "weight_quantizer", None) is not None and hasattr(module, "stored_weights")
+    return isinstance(module, _QuantMixin) and module.weight_quantizer is not None
 
 
-class _QuantMixin:
-    weight: nn.Parameter
+class _QuantMixin(nn.Module):
+    weight: torch.Tensor
     weight_quantizer: WeightQuantizer | None
     input_quantizer: nn.Module | None
     weight_mask: torch.Tensor | None
@@ -142,10 +143,11 @@ class QuantLinear(_QuantMixin, nn.Linear):
         return nn.functional.linear(self._quant_input(x), self.deployed_weight(), self.bias)
 
 
-def _clone_as_quant(module: nn.Module, wq: WeightQuantizer | None,
+def _clone_as_quant(module: nn.Conv2d | nn.Linear, wq: WeightQuantizer | None,
                     iq: nn.Module | None) -> nn.Module:
     if isinstance(module, nn.Conv2d):
-        new: nn.Module = QuantConv2d(module.in_channels, module.out_channels, module.kernel_size,
+        new: QuantConv2d | QuantLinear
+        new = QuantConv2d(module.in_channels, module.out_channels, module.kernel_size,
                                      stride=module.stride, padding=module.padding, dilation=module.dilation,
                                      groups=module.groups, bias=module.bias is not None,
                                      padding_mode=module.padding_mode, weight_quantizer=wq,
@@ -156,7 +158,7 @@ def _clone_as_quant(module: nn.Module, wq: WeightQuantizer | None,
     new.to(device=module.weight.device, dtype=module.weight.dtype)
     with torch.no_grad():
         new.weight.copy_(module.weight)
-        if module.bias is not None:
+        if module.bias is not None and new.bias is not None:
             new.bias.copy_(module.bias)
     return new
 
@@ -192,7 +194,7 @@ def quantize_model(model: nn.Module, weight_bits: int, act_bits: int | None = No
     return model
 
 
-def masked_float_weight(module: nn.Module) -> torch.Tensor:
+def masked_float_weight(module: nn.Conv2d | nn.Linear) -> torch.Tensor:
     """The float weight a plain (not quantized) Conv2d/Linear computes with: ``module.weight`` times a
     ``weight_mask`` buffer kept beside it (``torch.nn.utils.prune`` masks are already in ``weight``)."""
     w = module.weight.detach()
@@ -217,11 +219,12 @@ def stored_weights(module: nn.Module, float_qmax: int | None = None) -> StoredWe
     >>> stored_weights(conv).integers.flatten().tolist()
     [3, -1, 0]
     """
-    if is_quantized(module):
-        return module.stored_weights()  # type: ignore[operator]
-    if float_qmax is None:
+    if isinstance(module, _QuantMixin) and module.weight_quantizer is not None:
+        return module.stored_weights()
+    if float_qmax is None or not isinstance(module, (nn.Conv2d, nn.Linear)):
         raise ConfigError(f"{type(module).__name__} has no weight quantizer, so it stores no integers; "
-                          "call quantize_model() first, or give float_qmax to quantize it per tensor")
+                          "call quantize_model() first, or give float_qmax to quantize a Conv2d/Linear "
+                          "per tensor")
     w = masked_float_weight(module).to(torch.float64)
     top = float(w.abs().max()) if w.numel() else 0.0
     scale = top / float_qmax if top > 0 else 1.0

@@ -50,6 +50,7 @@ from imcflow.errors import UnsupportedLayerError
 from imcflow.frontends.torch_trace import WEIGHT_LAYER_TYPES, CallLog, TracedLayer, owns_weight_tensor
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer
+from imcflow.layers.core import as_pair
 from imcflow.mapping import MappingOptions
 from imcflow.quant.modules import StoredWeights, stored_weights
 from imcflow.sim.effects import SimConfig
@@ -75,8 +76,8 @@ class SimulatedLayer(nn.Module):
     """A Conv2d or Linear executed on simulated crossbars; ``original`` is the wrapped module.
 
     ``w_int`` (float64, integer-valued) and ``w_scale`` (float64, one per output channel) are the
-    module's stored weights (:func:`imcflow.quant.stored_weights`), read when the layer first runs. ``log`` receives the layer record
-    of every call (shared by all layers of a wrapped model).
+    module's stored weights (:func:`imcflow.quant.stored_weights`), read when the layer first runs.
+    ``log`` receives the layer record of every call (shared by all layers of a wrapped model).
     """
 
     def __init__(self, module: nn.Conv2d | nn.Linear, name: str, array: ArraySpec, method: str,
@@ -111,11 +112,12 @@ class SimulatedLayer(nn.Module):
     def _sim(self, layer: ConvLayer) -> CrossbarLayer:
         # One set of crossbars per module and input size: a module called twice holds the same weights
         # (and the same device noise, which is seeded by the module's name).
-        if layer.input_size not in self._sims:
+        key = as_pair(layer.input_size)
+        if key not in self._sims:
             tiles = build_tiles(layer.with_changes(name=self.layer_name), self.w_int, self.array,
                                 self.method, self.options)
-            self._sims[layer.input_size] = CrossbarLayer(tiles, self.config)
-        return self._sims[layer.input_size]
+            self._sims[key] = CrossbarLayer(tiles, self.config)
+        return self._sims[key]
 
     def _integer_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
         quantizer = getattr(self.original, "input_quantizer", None)
@@ -171,7 +173,7 @@ def wrap_model(model: nn.Module, array: ArraySpec, method: str = "vwsdk",
         raise UnsupportedLayerError("wrap_model: the model is already wrapped; unwrap_model() it first")
     options, config = options or MappingOptions(), config or SimConfig()
     log = CallLog()
-    targets = [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYER_TYPES)]
+    targets = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     others = [(n, m) for n, m in model.named_modules()
               if not isinstance(m, WEIGHT_LAYER_TYPES) and owns_weight_tensor(m)]
     for name, module in targets:
