@@ -41,8 +41,58 @@ def _pair(field_name: str, value: int | Sequence[int], minimum: int, where: str)
     return (check_int(field_name, a, minimum, where=where), check_int(field_name, b, minimum, where=where))
 
 
+class LayerShape:
+    """The paper notation (mapping.md: H, W, Kh, Kw, IC, OC), per-group channels and the kernel extent,
+    read from the torch-style shape fields every layer record has (ConvLayer, composite layers)."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: Pair | int
+    input_size: Pair | int
+    dilation: Pair | int
+    groups: int
+
+    @property
+    def H(self) -> int:  # noqa: N802 - paper notation
+        return as_pair(self.input_size)[0]
+
+    @property
+    def W(self) -> int:  # noqa: N802
+        return as_pair(self.input_size)[1]
+
+    @property
+    def Kh(self) -> int:  # noqa: N802
+        return as_pair(self.kernel_size)[0]
+
+    @property
+    def Kw(self) -> int:  # noqa: N802
+        return as_pair(self.kernel_size)[1]
+
+    @property
+    def IC(self) -> int:  # noqa: N802
+        return self.in_channels
+
+    @property
+    def OC(self) -> int:  # noqa: N802
+        return self.out_channels
+
+    @property
+    def group_in_channels(self) -> int:
+        return self.in_channels // self.groups
+
+    @property
+    def group_out_channels(self) -> int:
+        return self.out_channels // self.groups
+
+    @property
+    def kernel_extent(self) -> Pair:
+        """Input pixels one (dilated) kernel spans along H and W."""
+        (kh, kw), (dh, dw) = as_pair(self.kernel_size), as_pair(self.dilation)
+        return dh * (kh - 1) + 1, dw * (kw - 1) + 1
+
+
 @dataclass(frozen=True)
-class ConvLayer:
+class ConvLayer(LayerShape):
     """One weight layer as the crossbar sees it.
 
     >>> layer = ConvLayer("conv1", 3, 64, 3, input_size=(32, 32), padding=1)
@@ -90,45 +140,6 @@ class ConvLayer:
                 raise ConfigError(
                     f"{where}: kernel extent {ext} along {dim} is larger than the padded input "
                     f"{size}+2*{pad}={size + 2 * pad}; allowed: kernel extent <= input + 2*padding")
-
-    # Paper notation (mapping.md): H, W, Kh, Kw, IC, OC.
-    @property
-    def H(self) -> int:  # noqa: N802 - paper notation
-        return as_pair(self.input_size)[0]
-
-    @property
-    def W(self) -> int:  # noqa: N802
-        return as_pair(self.input_size)[1]
-
-    @property
-    def Kh(self) -> int:  # noqa: N802
-        return as_pair(self.kernel_size)[0]
-
-    @property
-    def Kw(self) -> int:  # noqa: N802
-        return as_pair(self.kernel_size)[1]
-
-    @property
-    def IC(self) -> int:  # noqa: N802
-        return self.in_channels
-
-    @property
-    def OC(self) -> int:  # noqa: N802
-        return self.out_channels
-
-    @property
-    def group_in_channels(self) -> int:
-        return self.in_channels // self.groups
-
-    @property
-    def group_out_channels(self) -> int:
-        return self.out_channels // self.groups
-
-    @property
-    def kernel_extent(self) -> Pair:
-        """Input pixels one (dilated) kernel spans along H and W."""
-        (kh, kw), (dh, dw) = as_pair(self.kernel_size), as_pair(self.dilation)
-        return dh * (kh - 1) + 1, dw * (kw - 1) + 1
 
     def output_size(self, geometry: str = "real") -> Pair:
         """Output map (Ho, Wo).

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from imcflow.errors import ConfigError, check_int
-from imcflow.layers.core import ConvLayer, Pair, as_pair
+from imcflow.layers.core import ConvLayer, LayerShape, Pair
 
 Split = Literal["input", "output"]
 Combine = Literal["sum", "pipelined"]
@@ -30,7 +30,7 @@ COMBINES = ("sum", "pipelined")
 
 
 @dataclass(frozen=True)
-class LowRankLayer:
+class LowRankLayer(LayerShape):
     """A conv replaced by its rank-``rank`` factors in ``rank_groups`` groups (a composite layer).
 
     Shape fields describe the original conv (so reports print the layer it replaces); ``r_layer`` and
@@ -131,43 +131,8 @@ class LowRankLayer:
                          input_size=self.r_layer.output_size("real"),
                          groups=self.rank_groups if self.split == "output" else 1, bias=self.bias)
 
-    # ConvLayer-like accessors, so reports, network files and the cost model read it like a conv.
-    @property
-    def H(self) -> int:  # noqa: N802 - paper notation, as ConvLayer
-        return as_pair(self.input_size)[0]
-
-    @property
-    def W(self) -> int:  # noqa: N802
-        return as_pair(self.input_size)[1]
-
-    @property
-    def Kh(self) -> int:  # noqa: N802
-        return as_pair(self.kernel_size)[0]
-
-    @property
-    def Kw(self) -> int:  # noqa: N802
-        return as_pair(self.kernel_size)[1]
-
-    @property
-    def IC(self) -> int:  # noqa: N802
-        return self.in_channels
-
-    @property
-    def OC(self) -> int:  # noqa: N802
-        return self.out_channels
-
-    @property
-    def group_in_channels(self) -> int:
-        return self.in_channels
-
-    @property
-    def group_out_channels(self) -> int:
-        return self.out_channels
-
-    @property
-    def kernel_extent(self) -> Pair:
-        return self.conv_layer.kernel_extent
-
+    # The rest of the ConvLayer-like accessors (H, W, Kh, Kw, IC, OC, kernel_extent) come from
+    # LayerShape, so reports, network files and the cost model read it like a conv.
     def output_size(self, geometry: str = "real") -> Pair:
         return self.conv_layer.output_size(geometry)
 
