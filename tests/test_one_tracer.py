@@ -71,8 +71,23 @@ def test_a_module_called_twice_is_two_layers_on_every_path():
     assert mapped[0].padding == (1, 1)                       # 'same' on a 3x3 kernel, resolved once
     assert mapped[3].input_size == (20, 1)                   # 5*4 positions: a 20 x 1 map (as ONNX)
     assert deployed_layers(model, shape) == mapped
-    # The real simulator (no stand-in) sees the same list.
+    # The real simulator (no stand-in) sees the same list, and runs the sequence Linear as its T x 1 map.
     assert simulator_layers(model, shape) == mapped
+    x = torch.rand(2, *shape)
+    with torch.no_grad():
+        ref = model(x)
+        with on_crossbars(model, ARRAY, "vwsdk") as sim:
+            got = sim(x)
+    assert got.shape == ref.shape  # 8-bit weights and inputs: close to float, not equal
+    assert float((got - ref).abs().max()) < 0.05 * float(ref.abs().max())
+    # Position by position (the model above averages positions): a Linear on (N, T, F).
+    seq, tokens = nn.Sequential(nn.Linear(8, 6)), torch.rand(2, 7, 8)
+    with torch.no_grad():
+        ref = seq(tokens)
+        with on_crossbars(seq, ARRAY, "vwsdk") as sim:
+            got = sim(tokens)
+            assert [t.layer.input_size for t in simulated_layers(sim)] == [(7, 1)]
+    assert got.shape == (2, 7, 6) and float((got - ref).abs().max()) < 0.02 * float(ref.abs().max())
 
 
 @pytest.mark.parametrize("name", model_names())

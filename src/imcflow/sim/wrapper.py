@@ -72,6 +72,22 @@ def quantize_symmetric(t: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor,
     return torch.clamp(torch.round(t / scale), lo, hi), scale
 
 
+def crossbar_weights(module: nn.Module, config: SimConfig | None = None) -> StoredWeights:
+    """The integers (and scale, mask) the simulator programs for ``module`` under ``config``: the
+    module's own stored weights when it is quantized, else its float weight quantized per tensor to the
+    configured cells' range (``config.weight_bits`` or 8 bits). What NeuroSim traces should hold too.
+
+    >>> conv = nn.Conv2d(1, 1, (1, 2), bias=False)
+    >>> _ = conv.weight.data.copy_(torch.tensor([[[[0.5, -1.0]]]]))
+    >>> crossbar_weights(conv).integers.flatten().tolist()    # 8 bits: max|w| -> 127
+    [64, -127]
+    """
+    config = config or SimConfig()
+    wb = config.weight_bits or DEFAULT_QUANT_BITS
+    lo, hi = config.weight_range() or (-(1 << (wb - 1)) + 1, (1 << (wb - 1)) - 1)
+    return stored_weights(module, float_qmax=min(-lo, hi))
+
+
 class SimulatedLayer(nn.Module):
     """A Conv2d or Linear executed on simulated crossbars; ``original`` is the wrapped module.
 
@@ -97,9 +113,7 @@ class SimulatedLayer(nn.Module):
     @cached_property
     def stored(self) -> StoredWeights:
         """The module's stored weights, read once, when the layer first runs (or is asked)."""
-        wb = self.config.weight_bits or DEFAULT_QUANT_BITS
-        lo, hi = self.config.weight_range() or (-(1 << (wb - 1)) + 1, (1 << (wb - 1)) - 1)
-        return stored_weights(self.original, float_qmax=min(-lo, hi))
+        return crossbar_weights(self.original, self.config)
 
     @property
     def w_int(self) -> torch.Tensor:
