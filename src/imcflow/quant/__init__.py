@@ -4,7 +4,8 @@
   authors' convention), ``pow2`` (shift-only scales) weight quantizers; clamped uniform activations.
 - :mod:`imcflow.quant.modules`: :class:`QuantConv2d`/:class:`QuantLinear` (quantize, then mask),
   :func:`quantize_model`, and :func:`stored_weights` (:class:`StoredWeights`), the one source of
-  the integers a crossbar stores for a layer (deploy, the simulator wrapper, NeuroSim traces).
+  the integers a crossbar stores for a layer (deploy, the simulator wrapper and, through it, NeuroSim
+  traces).
 - :mod:`imcflow.quant.folding`: :func:`fold_batchnorm`, :func:`integerize_conv` (compression.md D).
 """
 from imcflow.quant.folding import IntegerConv, fold_batchnorm, integerize_conv

@@ -3,7 +3,8 @@
 This module owns :class:`QuantConv2d` / :class:`QuantLinear`, :func:`quantize_model` and **the stored
 weights**: :func:`stored_weights` (a :class:`StoredWeights`: integers, scale, mask) is the one place
 every consumer reads the integers a crossbar holds for a layer (deployment and its cost, the crossbar
-simulator's model wrapper, NeuroSim trace export), so the simulated network is the trained one.
+simulator's model wrapper, and NeuroSim traces through :func:`imcflow.sim.wrapper.crossbar_weights`),
+so the simulated network is the trained one.
 The layers subclass ``nn.Conv2d`` / ``nn.Linear`` (so tracing, mapping and ``isinstance`` checks keep
 working) and in ``forward`` use the *deployed* weight::
 
