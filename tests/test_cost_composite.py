@@ -9,7 +9,7 @@ from imcflow.cost import CostSettings, cost_layer, cost_mapping, count_layer
 from imcflow.cost.composite import count_lowrank
 from imcflow.hardware.preset import load_preset
 from imcflow.mapping import get_strategy
-from imcflow.mapping.lowrank import LowRankLayer
+from imcflow.mapping.lowrank import LowRankLayer, map_lowrank
 
 PRESET = load_preset("isaac")
 
@@ -32,7 +32,7 @@ def lowrank_layers(draw):
        st.sampled_from([(32, 32), (64, 128), (128, 64)]))
 def test_factor_counts_follow_the_plans(layer, method, shape):
     array = ArraySpec(*shape)
-    plan = layer.map_with(get_strategy(method), array, MappingOptions())
+    plan = map_lowrank(layer, get_strategy(method), array, MappingOptions())
     r, l_ = count_lowrank(layer, plan, array, input_bits=4, dac_bits=1)
     assert r == count_layer(layer.r_layer, plan.factor_r, array, input_bits=4, dac_bits=1)
     assert l_.activations == plan.factor_l.cycles

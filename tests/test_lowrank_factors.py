@@ -25,7 +25,7 @@ from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network
 from imcflow.mapping import MappingOptions, get_strategy
-from imcflow.mapping.lowrank import LowRankLayer
+from imcflow.mapping.lowrank import LowRankLayer, map_lowrank
 
 torch.set_num_threads(1)
 
@@ -135,8 +135,8 @@ def test_array_aware_picks_the_fewest_cycles_among_candidates():
         for g in (1, 2, 4):
             probe = LowRankLayer.from_conv(layer, 1, g)
             k = min(int(0.5 * layer.weight_count // probe.weight_count), min(probe.block_shape))
-            cands.append(LowRankLayer.from_conv(layer, k, g).map_with(get_strategy("sdk"), array,
-                                                                      MappingOptions()).cycles)
+            cands.append(map_lowrank(LowRankLayer.from_conv(layer, k, g), get_strategy("sdk"), array,
+                                     MappingOptions()).cycles)
         assert c.cycles == min(cands)
         assert c.weights <= 0.5 * c.original_weights
 

@@ -87,7 +87,7 @@ def test_ideal_wrapper_equals_fake_quantized_conv(trained):
     layer = SimulatedLayer(conv, "conv2", ArraySpec(32, 16), "flex", __import__(
         "imcflow.mapping", fromlist=["MappingOptions"]).MappingOptions(), SimConfig())
     x_int = torch.round(h.double() / (float(h.max()) / 255))
-    want = F.conv2d(x_int, layer.w_int, stride=2, padding=1) * layer.w_scale * (float(h.max()) / 255)
+    want = F.conv2d(x_int, layer.w_int, stride=2, padding=1) * layer.w_scale[:, None, None] * (float(h.max()) / 255)
     got = layer(h) - conv.bias.detach()[:, None, None]
     assert torch.allclose(got.double(), want, atol=1e-4)
 

@@ -78,7 +78,8 @@ def test_linear_on_a_sequence_counts_positions():
     assert layer.input_size == (1, 1)
     seq = nn.Sequential(nn.Flatten(2), nn.Linear(6, 4))  # (1, 5, 6) after flatten of (5, 2, 3)
     layer = trace_module(seq, (5, 2, 3), "seq").layers[0]
-    assert (layer.input_size, layer.IC, layer.OC) == ((1, 5), 6, 4)
+    # T positions are a T x 1 map, as the ONNX importer reads a MatMul on (N, T, K).
+    assert (layer.input_size, layer.IC, layer.OC) == ((5, 1), 6, 4)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")

@@ -1,12 +1,12 @@
 """From a torch model to the deployed network: the weights actually programmed and the layer list with
 the shapes the model has now, mapped by the mapping engine.
 
-The layer list is read by running one dummy input through the model with forward hooks on every
-``nn.Conv2d`` and ``nn.Linear`` (subclasses included, so quantized modules are found too): each layer's
-input size is what really reaches it, its name is the module's qualified name, the order is execution
-order. Weights are read as programmed: when :mod:`imcflow.quant` provides ``integer_weights`` for a
-quantized module, the integer levels (mask applied after quantization); otherwise the float weight the
-forward pass uses (``torch.nn.utils.prune`` masks included, since ``module.weight`` is already masked).
+The layer list comes from the one torch tracer (:func:`imcflow.frontends.torch_trace.trace_layers`):
+each Conv2d/Linear call is a layer named after its module (``name#k`` for the k-th call of a shared
+module), with the input size that really reaches it, in execution order. Weights are read as
+programmed, from the one source of stored weights (:func:`imcflow.quant.stored_weights`): a quantized
+layer's integer levels (mask applied after quantization); otherwise the float weight the forward pass
+uses (``torch.nn.utils.prune`` masks included, since ``module.weight`` is already masked).
 """
 from __future__ import annotations
 
@@ -14,108 +14,27 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from imcflow.compress.base import CompressionContext, CompressionMethod, DeployedLayer, DeployedNetwork
-from imcflow.errors import ConfigError, UnsupportedLayerError
+from imcflow.errors import ConfigError
+from imcflow.frontends.torch_trace import trace_layers, trace_module
 from imcflow.hardware.array import ArraySpec
-from imcflow.layers import ConvLayer, Network, linear_layer
+from imcflow.layers import Network
 from imcflow.mapping import DEFAULT_METHODS, MappingOptions, map_network
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
-
-
-def _conv_record(name: str, module: nn.Conv2d, x: torch.Tensor) -> ConvLayer:
-    if isinstance(module.padding, str):
-        # 'same'/'valid' padding: resolve to the integer padding torch uses (odd kernels only).
-        if module.padding == "valid":
-            padding = (0, 0)
-        else:
-            ext = [d * (k - 1) for k, d in zip(module.kernel_size, module.dilation)]
-            if any(e % 2 for e in ext):
-                raise UnsupportedLayerError(f"layer {name!r}: padding='same' with an even kernel extent")
-            padding = (ext[0] // 2, ext[1] // 2)
-    else:
-        padding = _pair(module.padding)
-    return ConvLayer(name, module.in_channels, module.out_channels, _pair(module.kernel_size),
-                     input_size=(int(x.shape[-2]), int(x.shape[-1])), stride=_pair(module.stride),
-                     padding=padding, dilation=_pair(module.dilation), groups=module.groups,
-                     bias=module.bias is not None)
-
-
-def weight_layers(model: nn.Module, input_shape: Sequence[int]) -> list[tuple[str, nn.Module, ConvLayer]]:
-    """(qualified name, module, layer record) of every conv/linear layer, in execution order.
-
-    A module called several times (shared weights) is listed once, at its first call.
-    """
-    names = {m: n for n, m in model.named_modules()}
-    found: dict[nn.Module, tuple[str, nn.Module, ConvLayer]] = {}
-    unsupported: list[str] = []
-
-    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], _out: Any) -> None:
-        if module in found:
-            return
-        name = names.get(module, type(module).__name__)
-        x = inputs[0]
-        if isinstance(module, nn.Conv2d):
-            found[module] = (name, module, _conv_record(name, module, x))
-        elif isinstance(module, nn.Linear):
-            found[module] = (name, module, linear_layer(name, module.in_features, module.out_features,
-                                                        bias=module.bias is not None))
-    handles = []
-    for n, m in model.named_modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            handles.append(m.register_forward_hook(hook))
-        elif isinstance(m, (nn.Conv1d, nn.Conv3d, nn.ConvTranspose2d)):
-            unsupported.append(f"{n} ({type(m).__name__})")
-    if unsupported:
-        for h in handles:
-            h.remove()
-        raise UnsupportedLayerError(f"cannot deploy weight layers: {', '.join(unsupported)}")
-    was_training = model.training
-    try:
-        model.eval()
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-        with torch.no_grad():
-            model(torch.zeros((1, *input_shape), device=device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    if not found:
-        raise UnsupportedLayerError("the model has no conv or linear layer that its forward pass uses")
-    return list(found.values())
+from imcflow.quant.modules import is_quantized, masked_float_weight, stored_weights
 
 
 def extract_network(model: nn.Module, input_shape: Sequence[int], name: str = "model") -> Network:
-    """The model's layer list as the mapping engine sees it (real geometry)."""
-    layers = tuple(rec for _, _, rec in weight_layers(model, input_shape))
-    return Network(name, layers, input_shape=tuple(input_shape), source="torch model", geometry="real")
+    """The model's layer list as the mapping engine sees it (real geometry), from the one tracer."""
+    return trace_module(model, input_shape, name, source="torch model")
 
 
-def deployed_weight(module: nn.Module) -> tuple[np.ndarray, bool]:
+def deployed_weight(module: nn.Conv2d | nn.Linear) -> tuple[np.ndarray, bool]:
     """The weights programmed for ``module`` and whether they are quantized integer levels."""
-    try:
-        from imcflow.quant import integer_weights  # optional until the quantizers exist
-    except ImportError:
-        integer_weights = None
-    if integer_weights is not None:
-        try:
-            q = integer_weights(module)
-        except (TypeError, ValueError, AttributeError, NotImplementedError):
-            q = None  # not a quantized module: fall through to its float weight
-        if q is not None:
-            q = q[0] if isinstance(q, tuple) else q
-            return np.asarray(q.detach().cpu().numpy() if torch.is_tensor(q) else q), True
-    w = module.weight.detach()
-    mask = getattr(module, "weight_mask", None)
-    if torch.is_tensor(mask) and mask.shape == w.shape and not hasattr(module, "weight_orig"):
-        w = w * mask  # a mask kept beside the weight (not the torch.nn.utils.prune reparametrization)
-    return w.cpu().numpy().copy(), False
+    if is_quantized(module):
+        return stored_weights(module).integers.cpu().numpy(), True
+    return masked_float_weight(module).cpu().numpy().copy(), False
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -133,11 +52,11 @@ def deploy(model: nn.Module, input_shape: Sequence[int], array: ArraySpec,
     are attached per mapping method.
     """
     options = options or MappingOptions()
-    records = weight_layers(model, input_shape)
     layers = []
-    for lname, module, rec in records:
+    for traced in trace_layers(model, input_shape, name):
+        lname, module, rec = traced.name, traced.module, traced.layer
         weight, quantized = deployed_weight(module)
-        expected = (rec.out_channels, rec.group_in_channels, *rec.kernel_size) if rec.kind == "conv" \
+        expected = (rec.out_channels, rec.group_in_channels, rec.Kh, rec.Kw) if rec.kind == "conv" \
             else (rec.out_channels, rec.in_channels)
         if tuple(weight.shape) != expected:
             raise ConfigError(f"layer {lname!r}: deployed weight shape {tuple(weight.shape)} does not "

@@ -33,10 +33,12 @@ import torch
 from torch import nn
 
 from imcflow.errors import ConfigError, UnknownNameError
+from imcflow.frontends.torch_trace import trace_layers
 from imcflow.hardware.array import ArraySpec
-from imcflow.layers import ConvLayer, Network
+from imcflow.layers import ConvLayer, LowRankLayer, Network
+from imcflow.layers.lowrank import Split
 from imcflow.mapping import MappingOptions, get_strategy
-from imcflow.mapping.lowrank import LowRankLayer, Split
+from imcflow.mapping.lowrank import map_lowrank
 
 # ---------------------------------------------------------------------------------------------------
 # Factorisation (numpy).
@@ -161,7 +163,7 @@ class GroupLowRankConv2d(nn.Module):
         # A record only for the factor shapes; any input size at least the kernel extent will do.
         ks = kernel_size if isinstance(kernel_size, (tuple, list)) else (kernel_size, kernel_size)
         ds = dilation if isinstance(dilation, (tuple, list)) else (dilation, dilation)
-        extent = max(d * (k - 1) + 1 for k, d in zip(ks, ds))
+        extent = max(d * (k - 1) + 1 for k, d in zip(ks, ds, strict=True))
         record = LowRankLayer("m", in_channels, out_channels, kernel_size, rank, rank_groups, split,
                               input_size=extent, stride=stride, padding=padding, dilation=dilation,
                               bias=bias)
@@ -190,7 +192,7 @@ class GroupLowRankConv2d(nn.Module):
         if not isinstance(conv, nn.Conv2d) or conv.groups != 1 or isinstance(conv.padding, str):
             raise ConfigError(f"low-rank: only Conv2d with groups=1 and integer padding can be "
                               f"decomposed, got {conv!r}")
-        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, rank, rank_groups, split,
+        new = cls(conv.in_channels, conv.out_channels, _ints(conv.kernel_size), rank, rank_groups, split,
                   conv.stride, conv.padding, conv.dilation, conv.bias is not None)
         r_w, l_w = svd_factors(conv.weight.detach().cpu().numpy(), rank, rank_groups, split)
         if getattr(conv, "weight_quantizer", None) is not None:
@@ -199,16 +201,16 @@ class GroupLowRankConv2d(nn.Module):
         with torch.no_grad():
             new.r.weight.copy_(torch.from_numpy(r_w))
             new.l.weight.copy_(torch.from_numpy(l_w))
-            if conv.bias is not None:
+            if conv.bias is not None and new.l.bias is not None:
                 new.l.bias.copy_(conv.bias.detach())
         return new
 
     def record(self, name: str, input_size: tuple[int, int]) -> LowRankLayer:
         """The layer record the mapping engine maps (a composite :class:`LowRankLayer`)."""
-        return LowRankLayer(name, self.r.in_channels, self.l.out_channels, self.r.kernel_size,
+        return LowRankLayer(name, self.r.in_channels, self.l.out_channels, _ints(self.r.kernel_size),
                             self.rank, self.rank_groups, self.split, input_size=input_size,
-                            stride=self.r.stride, padding=self.r.padding, dilation=self.r.dilation,
-                            bias=self.l.bias is not None)
+                            stride=_ints(self.r.stride), padding=_ints(self.r.padding),
+                            dilation=_ints(self.r.dilation), bias=self.l.bias is not None)
 
 
 class LowRankConv2d(GroupLowRankConv2d):
@@ -224,6 +226,11 @@ class LowRankConv2d(GroupLowRankConv2d):
                          dilation, bias)
 
 
+def _ints(pair: Any) -> tuple[int, int]:
+    """A torch (h, w) size as a pair of ints (R is built with integer padding, never a string)."""
+    return int(pair[0]), int(pair[1])
+
+
 def _quantize_factors(new: GroupLowRankConv2d, conv: nn.Module) -> None:
     """Swap both factors for quantized convs with the original's weight quantizer (R also keeps the
     input quantizer; L's input is R's signed partial sum, left unquantized)."""
@@ -234,7 +241,7 @@ def _quantize_factors(new: GroupLowRankConv2d, conv: nn.Module) -> None:
         q = QuantConv2d(old.in_channels, old.out_channels, old.kernel_size, stride=old.stride,
                         padding=old.padding, dilation=old.dilation, groups=old.groups,
                         bias=old.bias is not None,
-                        weight_quantizer=copy.deepcopy(conv.weight_quantizer),
+                        weight_quantizer=copy.deepcopy(getattr(conv, "weight_quantizer", None)),
                         input_quantizer=copy.deepcopy(getattr(conv, "input_quantizer", None))
                         if attr == "r" else None)
         setattr(new, attr, q)
@@ -375,7 +382,7 @@ def _policy_array_aware(layer: ConvLayer, weight: np.ndarray, s: Mapping[str, An
         if k is None:
             continue
         rec = LowRankLayer.from_conv(layer, k, int(g), s["split"])
-        cycles = rec.map_with(strategy, array, options).cycles
+        cycles = map_lowrank(rec, strategy, array, options).cycles
         c = _choose(layer, weight, k, int(g), s["split"], cycles)
         key = (cycles, round(c.error, 9), g)
         if best is None or key < best[0]:
@@ -430,7 +437,10 @@ def plan_lowrank(network: Network, weights: Mapping[str, np.ndarray], policy: st
     for name in decomposable_layers(network, layers, skip_first):
         if name not in weights:
             raise ConfigError(f"low-rank: no weight given for layer {name!r}")
-        c = _POLICIES[policy](by_name[name], np.asarray(weights[name]), settings)
+        layer = by_name[name]
+        if not isinstance(layer, ConvLayer):
+            raise ConfigError(f"low-rank: layer {name!r} is a {type(layer).__name__}, already composite")
+        c = _POLICIES[policy](layer, np.asarray(weights[name]), settings)
         if c is not None:
             choices.append(c)
     shown = {k: (v.label if isinstance(v, ArraySpec) else v) for k, v in settings.items()
@@ -444,11 +454,9 @@ def plan_lowrank(network: Network, weights: Mapping[str, np.ndarray], policy: st
 
 def model_weights(model: nn.Module, input_shape: Sequence[int]) -> tuple[Network, dict[str, np.ndarray]]:
     """The model's layer list (execution order, real input sizes) and float weights by layer name."""
-    from imcflow.compress.deploy import weight_layers
-
-    found = weight_layers(model, input_shape)
-    network = Network("model", tuple(rec for _, _, rec in found), input_shape=tuple(input_shape))
-    return network, {name: m.weight.detach().cpu().numpy() for name, m, _ in found}
+    found = trace_layers(model, input_shape)
+    network = Network("model", tuple(t.layer for t in found), input_shape=tuple(input_shape))
+    return network, {t.name: t.module.weight.detach().cpu().numpy() for t in found}
 
 
 def decompose_model(model: nn.Module, plan: LowRankPlan) -> nn.Module:
@@ -499,9 +507,7 @@ def fold_lowrank_records(model: nn.Module, records: Sequence[tuple[str, Any]],
 def lowrank_network(model: nn.Module, input_shape: Sequence[int], name: str = "model",
                     combine: str = "sum") -> Network:
     """The layer list of a model with low-rank modules, each one :class:`LowRankLayer` record."""
-    from imcflow.compress.deploy import weight_layers
-
-    found = weight_layers(model, input_shape)
-    merged = fold_lowrank_records(model, [(n, rec) for n, _, rec in found], combine)
+    found = trace_layers(model, input_shape)
+    merged = fold_lowrank_records(model, [(t.name, t.layer) for t in found], combine)
     return Network(name, tuple(rec for _, rec, _ in merged), input_shape=tuple(input_shape),
                    source="torch model (low-rank)", geometry="real")

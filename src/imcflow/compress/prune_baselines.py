@@ -6,13 +6,13 @@
   scattered, so a crossbar saves cycles only where a whole im2col row is zero (counted by the deployed
   report as ``zero_im2col_rows``); the mapped shapes, hence the cycles, do not change.
 * ``filter-prune``: structured; every prunable channel group (Torch-Pruning dependency groups, lowest
-  L1 filters first, via :func:`imcflow.compress.vwc_sdk.prune_to_widths`) keeps the same fraction f of
+  L1 filters first, via :class:`imcflow.compress.graph.ChannelGraph`) keeps the same fraction f of
   its channels, with f the largest value (bisection) whose model has at most ``target_params``
-  parameters. Smaller layers map to fewer tiles, so cycles drop.
+  parameters. The dependency graph is built once per apply; every trial of the bisection is a pruned
+  copy replayed from it. Smaller layers map to fewer tiles, so cycles drop.
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from imcflow.compress.base import (
@@ -113,19 +113,17 @@ class FilterPrune(CompressionMethod):
     options = _COMMON + (MethodOption("steps", 14, "bisection steps on the keep fraction", minimum=1),)
 
     def apply(self, model: Any, ctx: CompressionContext) -> StepResult:
-        from imcflow.compress.vwc_sdk import prune_to_widths, torch_groups
+        from imcflow.compress.graph import ChannelGraph
 
-        network, _ = model_weights(model, ctx.input_shape)
-        target = _target(model, ctx, decomposable_layers(network))
-        groups = [g for g in torch_groups(model, ctx.input_shape) if g.prunable]
+        graph = ChannelGraph.build(model, ctx.input_shape)  # one trace, one graph for the whole search
+        target = _target(model, ctx, decomposable_layers(graph.network))
+        groups = [g for g in graph.groups() if g.prunable]
 
         def widths(f: float) -> dict[str, int]:
             return {g.name: max(1, int(round(f * g.width))) for g in groups}
 
         def params(f: float) -> int:
-            trial = copy.deepcopy(model)
-            prune_to_widths(trial, ctx.input_shape, widths(f))
-            return _param_count(trial)
+            return _param_count(graph.pruned_copy(widths(f)))
 
         lo, hi = 0.0, 1.0  # params(lo) <= target is assumed (width 1 everywhere); find the largest f
         if params(1.0) <= target:
@@ -134,7 +132,7 @@ class FilterPrune(CompressionMethod):
             mid = (lo + hi) / 2
             lo, hi = (mid, hi) if params(mid) <= target else (lo, mid)
         chosen = widths(lo)
-        prune_to_widths(model, ctx.input_shape, chosen)
+        graph.prune(chosen)
         return StepResult(True, model, {"target_params": target, "keep_fraction": lo,
                                         "widths": chosen, "params": _param_count(model)})
 

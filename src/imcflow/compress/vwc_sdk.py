@@ -17,8 +17,8 @@ The plan is torch-free and needs only the layer list, the channel structure and 
 Channels are handled as *groups*: a set of channels produced by one or more layers (a residual stream
 is produced by every block that adds to it) and read by one or more layers. A chain of layers has one
 group between every two consecutive layers; a torch model's groups come from Torch-Pruning's
-``DependencyGraph``, so removing a channel removes it everywhere it is coupled (convs, batch norms,
-residual adds, the classifier's inputs).
+``DependencyGraph`` (built once per round, :mod:`imcflow.compress.graph`), so removing a channel
+removes it everywhere it is coupled (convs, batch norms, residual adds, the classifier's inputs).
 
 Reconstruction choices (options, with defaults; see ``imcflow methods``):
 
@@ -52,30 +52,14 @@ from imcflow.compress.base import (
     layer_channels,
     register_method,
 )
+from imcflow.compress.graph import ChannelGraph, ChannelGroup, prune_to_widths, torch_groups
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
-from imcflow.layers import ConvLayer, Network
+from imcflow.layers import AnyLayer, ConvLayer, Network
 from imcflow.mapping import LayerMapping, MappingOptions, map_layer
 
 # ---------------------------------------------------------------------------------------------------
 # Channel structure (torch-free).
-
-
-@dataclass(frozen=True)
-class ChannelGroup:
-    """A set of coupled channels: ``producers`` write them (their out_channels), ``consumers`` read
-    them (their in_channels). Named after the first producer in the layer list."""
-
-    name: str
-    width: int
-    producers: tuple[str, ...]
-    consumers: tuple[str, ...]
-    prunable: bool = True
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "width": self.width, "producers": list(self.producers),
-                "consumers": list(self.consumers), "prunable": self.prunable, "reason": self.reason}
 
 
 def chain_groups(network: Network | Sequence[ConvLayer]) -> tuple[ChannelGroup, ...]:
@@ -203,7 +187,7 @@ class PlanSettings:
         return cls(**{k: options[k] for k in cls.__dataclass_fields__ if k in options})
 
 
-def _cycles(layer: ConvLayer, array: ArraySpec, mapping: MappingOptions) -> int:
+def _cycles(layer: AnyLayer, array: ArraySpec, mapping: MappingOptions) -> int:
     return map_layer(layer, array, "vwsdk", mapping).cycles
 
 
@@ -235,7 +219,7 @@ def plan_round(network: Network, groups: Sequence[ChannelGroup], widths: Mapping
             steps[g.name] = GroupStep(g.name, width, per[0][0].name, per[0][1], 0, 0, width)
             continue
 
-        def cycles_at(w: int, readers: list = readers) -> int:  # bound now: called in this iteration
+        def cycles_at(w: int, readers: list[AnyLayer] = readers) -> int:  # bound now: called in this iteration
             return sum(_cycles(r.with_changes(in_channels=w), array, mapping) for r in readers)
 
         if settings.coupled == "max":
@@ -315,126 +299,7 @@ def vwc_plan(network: Network, array: ArraySpec, mapping: MappingOptions | None 
 
 
 # ---------------------------------------------------------------------------------------------------
-# The torch side: channel groups from Torch-Pruning's dependency graph, and pruning to widths.
-
-
-def torch_groups(model: Any, input_shape: Sequence[int]) -> tuple[ChannelGroup, ...]:
-    """The channel groups of a torch model, from Torch-Pruning's ``DependencyGraph``.
-
-    The last weight layer in execution order is the classifier: its outputs are the network's outputs
-    and are never pruned. Names are qualified module names, as in the deployed layer list.
-    """
-    graph, modules, _ = _dependency_graph(model, input_shape)
-    return tuple(_describe(g, modules) for g in _root_groups(graph, modules))
-
-
-def _dependency_graph(model: Any, input_shape: Sequence[int]):
-    import torch
-    import torch_pruning as tp
-
-    from imcflow.compress.deploy import weight_layers
-
-    records = weight_layers(model, input_shape)
-    modules = {m: n for n, m, _ in records}
-    param = next(model.parameters())
-    example = torch.zeros((1, *input_shape), device=param.device)
-    was_training = model.training
-    model.eval()
-    try:
-        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
-    finally:
-        model.train(was_training)
-    return graph, modules, records[-1][1]
-
-
-def _root_groups(graph: Any, modules: Mapping[Any, str]) -> list[Any]:
-    last = list(modules)[-1]
-    out = []
-    order = {m: i for i, m in enumerate(modules)}
-    for group in graph.get_all_groups(ignored_layers=[last], root_module_types=_root_types()):
-        producers = [it.dep.target.module for it in group.items
-                     if it.dep.target.module in modules and "out_channels" in _handler_name(it.dep.handler)]
-        if producers:
-            out.append((min(producers, key=lambda m: order[m]), group))
-    out.sort(key=lambda x: order[x[0]])
-    return [g for _, g in out]
-
-
-def _root_types() -> tuple[type, ...]:
-    from torch import nn
-
-    return (nn.Conv2d, nn.Linear)
-
-
-def _handler_name(handler: Any) -> str:
-    return getattr(handler, "__name__", "") or str(handler)
-
-
-def _items(group: Any, modules: Mapping[Any, str], direction: str) -> list[tuple[Any, list[int]]]:
-    seen: dict[Any, list[int]] = {}
-    for it in group.items:
-        m = it.dep.target.module
-        if m in modules and direction in _handler_name(it.dep.handler) and m not in seen:
-            seen[m] = [int(i) for i in it.idxs]
-    return list(seen.items())
-
-
-def _describe(group: Any, modules: Mapping[Any, str]) -> ChannelGroup:
-    producers = _items(group, modules, "out_channels")
-    consumers = _items(group, modules, "in_channels")
-    width = len(producers[0][1])
-    grouped = [modules[m] for m, _ in producers + consumers if getattr(m, "groups", 1) > 1]
-    uneven = [modules[m] for m, idx in producers if len(idx) != width]
-    reason = ""
-    if grouped:
-        reason = f"grouped convolution(s) {grouped}"
-    elif uneven:
-        reason = f"producers {uneven} hold a different number of these channels (concatenation)"
-    return ChannelGroup(modules[producers[0][0]], width, tuple(modules[m] for m, _ in producers),
-                        tuple(modules[m] for m, _ in consumers), prunable=not reason, reason=reason)
-
-
-def prune_to_widths(model: Any, input_shape: Sequence[int],
-                    widths: Mapping[str, int]) -> dict[str, list[int]]:
-    """Remove channels so every named group has ``widths[group]`` channels, lowest L1 first.
-
-    A channel's importance is the L1 norm of its filters summed over all producing layers (for a
-    residual stream: every conv that writes it). Removal goes through Torch-Pruning, so batch norms,
-    residual adds and every reading layer shrink with it. Returns the removed indices per group.
-    """
-    import torch
-    import torch_pruning as tp
-
-    graph, modules, _ = _dependency_graph(model, input_shape)
-    removed: dict[str, list[int]] = {}
-    by_name = {}
-    for g in _root_groups(graph, modules):
-        desc = _describe(g, modules)
-        by_name[desc.name] = (desc, g)
-    unknown = sorted(set(widths) - set(by_name))
-    if unknown:
-        raise ConfigError(f"no channel group named {unknown} in the model; groups: {sorted(by_name)}")
-    for name, target in widths.items():
-        desc, group = by_name[name]
-        if target >= desc.width:
-            continue
-        if not desc.prunable:
-            raise ConfigError(f"channel group {name!r} cannot be pruned: {desc.reason}")
-        importance = torch.zeros(desc.width)
-        for module, idxs in _items(group, modules, "out_channels"):
-            w = module.weight.detach().abs().flatten(1).sum(1).cpu()
-            importance += w[idxs]
-        drop = sorted(int(i) for i in torch.argsort(importance, stable=True)[:desc.width - target])
-        root = next(m for m, n in modules.items() if n == name)
-        fn = tp.prune_linear_out_channels if isinstance(root, torch.nn.Linear) else tp.prune_conv_out_channels
-        # Indices are positions of the root layer's own channels (producers share the order).
-        root_idx = dict(_items(group, modules, "out_channels"))[root]
-        pruning = graph.get_pruning_group(root, fn, idxs=[root_idx[i] for i in drop])
-        if not graph.check_pruning_group(pruning):
-            raise ConfigError(f"Torch-Pruning refuses to prune channel group {name!r} to {target}")
-        pruning.prune()
-        removed[name] = drop
-    return removed
+# The torch side: channel groups and pruning come from the one dependency graph (compress/graph.py).
 
 
 def model_widths(groups: Sequence[ChannelGroup]) -> dict[str, int]:
@@ -472,16 +337,20 @@ class VwcSdk(CompressionMethod):
         settings = PlanSettings.from_options(ctx.options)
         if ctx.round >= settings.max_rounds:
             return StepResult(False, model, {"note": f"max_rounds={settings.max_rounds} reached"})
-        groups = torch_groups(model, ctx.input_shape)
+        graph = ChannelGraph.build(model, ctx.input_shape)  # the one graph of this round
+        groups = graph.groups()
         widths = model_widths(groups)
         steps, new = plan_round(ctx.network, groups, widths, ctx.array, ctx.mapping, settings)
         summary: dict[str, Any] = {"steps": [s.to_dict() for s in steps if s.new_width != s.width]}
         if new == widths:
             return StepResult(False, model, summary)
-        removed = prune_to_widths(model, ctx.input_shape,
-                                  {k: v for k, v in new.items() if v != widths[k]})
+        removed = graph.prune({k: v for k, v in new.items() if v != widths[k]})
         summary["removed"] = {k: len(v) for k, v in removed.items()}
         return StepResult(True, model, summary)
 
 
 register_method(VwcSdk())
+
+__all__ = ["ChannelGroup", "GroupStep", "PlanRound", "PlanSettings", "VwcPlan", "VwcSdk", "apply_widths",
+           "chain_groups", "model_widths", "plan_round", "prune_to_widths", "row_tile_channels",
+           "torch_groups", "vwc_plan"]

@@ -6,10 +6,11 @@ one after the other (``combine="sum"``) and is the slower factor's when they are
 arrays (``combine="pipelined"``). Each composite type registers its counter with
 :func:`register_composite`.
 
-Low-rank layers (:mod:`imcflow.mapping.lowrank`): R is counted like any conv from ``factor_r``; L, held
-as I_P (x) block on ``rt`` x ``ct`` arrays, runs ``ceil(N/P)`` passes per R window. A pass over p
-pixels drives p x (block rows) word lines and senses p x (block columns) columns of every block array,
-the last pass of a window holding the N mod P pixels left (when P does not divide N).
+Low-rank layers (:class:`~imcflow.layers.LowRankLayer`, mapped by :mod:`imcflow.mapping.lowrank`): R
+is counted like any conv from ``factor_r``; L, held as I_P (x) block on ``rt`` x ``ct`` arrays, runs
+``ceil(N/P)`` passes per R window. A pass over p pixels drives p x (block rows) word lines and senses
+p x (block columns) columns of every block array, the last pass of a window holding the N mod P
+pixels left (when P does not divide N).
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from typing import Any
 from imcflow.cost.counts import LayerCounts, TileShape, count_layer, counts_from_tiles, split_axis
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
+from imcflow.layers import LowRankLayer
 from imcflow.mapping.base import LayerMapping
-from imcflow.mapping.lowrank import BlockDiagonalPlan, LowRankLayer, LowRankMapping
+from imcflow.mapping.lowrank import BlockDiagonalPlan, LowRankMapping, factor_problems
 
 # composite layer type -> counter(layer, plan, array, **bits) -> counts of each factor
 Counter = Callable[..., list[LayerCounts]]
@@ -70,7 +72,7 @@ def count_lowrank(layer: LowRankLayer, plan: LowRankMapping, array: ArraySpec, *
         raise ConfigError(f"layer {layer.name!r}: its low-rank plan has no factor plans to count")
     r = count_layer(layer.r_layer, plan.factor_r, array, input_bits=input_bits, dac_bits=dac_bits,
                     geometry=geometry)
-    pr, pl = layer.factor_problems(geometry)
+    pr, pl = factor_problems(layer, geometry)
     l_counts = count_block_diagonal(
         f"{layer.name}.L", plan.method, plan.factor_l, array, macs=pl.macs,
         outputs=pl.out_h * pl.out_w * pl.oc * pl.groups, input_bits=input_bits, dac_bits=dac_bits)

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from imcflow.errors import ConfigError, FormatError
-from imcflow.layers import ConvLayer, Network
+from imcflow.layers import AnyLayer, ConvLayer, LowRankLayer, Network
 
 _TOP_KEYS = ("name", "input", "geometry", "source", "layers")
 _LOWRANK_KEYS = ("rank", "rank_groups", "split", "combine")
@@ -105,7 +105,8 @@ def _input_shape(value: Any, source: str) -> tuple[int, ...] | None:
     except ValueError:
         shape = ()
     if len(shape) not in (1, 3) or min(shape) < 1:
-        raise FormatError(f"{source}: 'input' must be [C, H, W] (or [F]) with positive integers, got {value!r}")
+        raise FormatError(f"{source}: 'input' must be [C, H, W] (or [F]) with positive integers, "
+                          f"got {value!r}")
     return shape
 
 
@@ -121,7 +122,7 @@ def _integer(value: Any) -> int:
 
 
 def _parse_layer(entry: Any, index: int, source: str, prev_channels: int | None,
-                 prev_size: tuple[int, ...] | None) -> ConvLayer:
+                 prev_size: tuple[int, ...] | None) -> AnyLayer:
     where = f"{source}: layer {index + 1}"
     if not isinstance(entry, dict):
         raise FormatError(f"{where}: must be a mapping of fields, got {entry!r}")
@@ -164,8 +165,6 @@ def _parse_layer(entry: Any, index: int, source: str, prev_channels: int | None,
         raise FormatError(f"{where}: field 'bias' must be true or false, got {bias!r}")
     try:
         if kind == "lowrank":
-            from imcflow.mapping.lowrank import LowRankLayer
-
             conv = ConvLayer(**{**fields, "kind": "conv"})
             for key in ("rank", "rank_groups"):
                 if key in lowrank:
@@ -240,7 +239,8 @@ def _parse_json(text: str, source: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FormatError(f"{source}, line {exc.lineno} column {exc.colno}: not valid JSON: {exc.msg}") from None
+        raise FormatError(f"{source}, line {exc.lineno} column {exc.colno}: not valid JSON: "
+                          f"{exc.msg}") from None
 
 
 _PARSERS: dict[str, Callable[[str, str], Any]] = {".yaml": _parse_yaml, ".yml": _parse_yaml,

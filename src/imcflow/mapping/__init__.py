@@ -3,7 +3,7 @@
 Importing this package registers the four built-in strategies: im2col, sdk, vwsdk, flex. A fifth is one
 module that defines a class with ``name``, ``description`` and ``map`` and calls ``register_strategy``.
 """
-from imcflow.mapping import flex, im2col, sdk, vwsdk  # noqa: F401  (registration)
+from imcflow.mapping import flex, im2col, lowrank, sdk, vwsdk  # noqa: F401  (registration)
 from imcflow.mapping.base import (
                                   LayerMapping,
                                   MappingOptions,

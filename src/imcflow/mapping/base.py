@@ -110,27 +110,10 @@ class MappingStrategy(Protocol):
     def map(self, problem: LayerProblem, array: ArraySpec, options: MappingOptions,
             layer_name: str = "") -> LayerMapping: ...
 
+    def __hash__(self) -> int: ...  # plans are cached per (strategy, problem, array) in mapping.network
+
     # Optional: ``map_many(problem, arrays, options) -> list[LayerMapping]``, the same results for
     # several arrays at once (used by map_sweep); strategies without it are called once per array.
-
-
-@runtime_checkable
-class CompositeLayer(Protocol):
-    """A layer made of several crossbar-mapped factors (e.g. a low-rank conv: a KxK factor then a 1x1
-    factor). It maps itself with a strategy and returns one combined :class:`LayerMapping`, so
-    ``map_network``, reports and the cost model treat it like any layer."""
-
-    name: str
-
-    @property
-    def weight_count(self) -> int: ...
-
-    def map_with(self, strategy: MappingStrategy, array: ArraySpec,
-                 options: MappingOptions) -> LayerMapping: ...
-
-    def useful_macs(self, geometry: str) -> int: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
 
 
 _REGISTRY: dict[str, MappingStrategy] = {}

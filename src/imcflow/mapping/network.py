@@ -8,15 +8,15 @@ from typing import Any
 
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
-from imcflow.layers import ConvLayer, Network
+from imcflow.layers import AnyLayer, ConvLayer, Network
 from imcflow.mapping.base import (
-    CompositeLayer,
     LayerMapping,
     MappingOptions,
     MappingStrategy,
     get_strategy,
     strategy_names,
 )
+from imcflow.mapping.composite import CompositeMapper, composite_mapper, composite_types
 from imcflow.mapping.geometry import LayerProblem
 
 DEFAULT_METHODS = ("im2col", "sdk", "vwsdk", "flex")
@@ -29,7 +29,7 @@ def _map_problem(strategy: MappingStrategy, problem: LayerProblem, array: ArrayS
     return strategy.map(problem, array, options)
 
 
-def map_layer(layer: ConvLayer, array: ArraySpec, method: str | MappingStrategy = "vwsdk",
+def map_layer(layer: AnyLayer, array: ArraySpec, method: str | MappingStrategy = "vwsdk",
               options: MappingOptions | None = None) -> LayerMapping:
     """Map one layer with one strategy.
 
@@ -57,25 +57,27 @@ def _problem(layer: ConvLayer, geometry: str) -> LayerProblem:
     return LayerProblem.from_layer(layer, geometry)
 
 
-def _is_composite(layer: object) -> bool:
-    # ConvLayer first: a Protocol isinstance check costs microseconds on every layer of a sweep.
-    return not isinstance(layer, ConvLayer) and isinstance(layer, CompositeLayer)
-
-
-def useful_macs(layer: ConvLayer | CompositeLayer, geometry: str) -> int:
+def useful_macs(layer: AnyLayer, geometry: str) -> int:
     """Multiply-accumulates the layer really needs in ``geometry`` (all groups, all factors)."""
-    if _is_composite(layer):
-        return layer.useful_macs(geometry)  # type: ignore[union-attr]
-    return _problem(layer, geometry).macs  # type: ignore[arg-type]
+    if isinstance(layer, ConvLayer):
+        return _problem(layer, geometry).macs
+    return _composite(layer).useful_macs(layer, geometry)
 
 
-def _map_one(layer: ConvLayer | CompositeLayer, strategy: MappingStrategy, array: ArraySpec,
+def _composite(layer: object) -> CompositeMapper:
+    mapper = composite_mapper(layer)
+    if mapper is None:
+        known = ", ".join(["ConvLayer"] + [t.__name__ for t in composite_types()])
+        raise ConfigError(f"cannot map {layer!r}: not a layer record this engine knows ({known})")
+    return mapper
+
+
+def _map_one(layer: AnyLayer, strategy: MappingStrategy, array: ArraySpec,
              options: MappingOptions) -> LayerMapping:
-    if _is_composite(layer):
-        return layer.map_with(strategy, array, options)  # type: ignore[union-attr]
-    if not isinstance(layer, ConvLayer):
-        raise ConfigError(f"cannot map {layer!r}: not a ConvLayer nor a CompositeLayer")
-    return _named(_map_problem(strategy, _problem(layer, options.geometry), array, options), layer)
+    # ConvLayer first: the common case costs one isinstance check on every layer of a sweep.
+    if isinstance(layer, ConvLayer):
+        return _named(_map_problem(strategy, _problem(layer, options.geometry), array, options), layer)
+    return _composite(layer).map(layer, strategy, array, options)
 
 
 def _named(result: LayerMapping, layer: ConvLayer) -> LayerMapping:
@@ -93,7 +95,7 @@ def _named(result: LayerMapping, layer: ConvLayer) -> LayerMapping:
 class LayerReport:
     """One layer with its mapping under each requested method and the best of them."""
 
-    layer: ConvLayer | CompositeLayer
+    layer: AnyLayer
     mappings: dict[str, LayerMapping] = field(hash=False)
     best: str
 
@@ -208,7 +210,7 @@ class NetworkMapping:
         return pd.DataFrame(rows)
 
 
-def map_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
+def map_network(network: Network | Sequence[AnyLayer], array: ArraySpec,
                 methods: Iterable[str] = DEFAULT_METHODS,
                 options: MappingOptions | None = None) -> NetworkMapping:
     """Map every layer of ``network`` with each method.
@@ -232,7 +234,7 @@ def map_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
                           tuple(reports))
 
 
-def map_sweep(network: Network | Sequence[ConvLayer], arrays: Sequence[ArraySpec],
+def map_sweep(network: Network | Sequence[AnyLayer], arrays: Sequence[ArraySpec],
               methods: Iterable[str] = DEFAULT_METHODS,
               options: MappingOptions | None = None) -> tuple[NetworkMapping, ...]:
     """Map a network on several arrays at once: one :class:`NetworkMapping` per array, equal to
@@ -253,17 +255,17 @@ def map_sweep(network: Network | Sequence[ConvLayer], arrays: Sequence[ArraySpec
     for layer in network.layers:
         columns = {}
         for s in strategies:
-            if _is_composite(layer):
-                columns[s.name] = [layer.map_with(s, a, options) for a in arrays]  # type: ignore[union-attr]
-            else:
+            if isinstance(layer, ConvLayer):
                 found = _map_problem_many(s, _problem(layer, options.geometry), arrays, options)
                 columns[s.name] = [_named(m, layer) for m in found]
+            else:
+                columns[s.name] = [_map_one(layer, s, a, options) for a in arrays]
         for k in range(len(arrays)):
             mappings = {name: col[k] for name, col in columns.items()}
             per_array[k].append(LayerReport(layer, mappings, _best(mappings)))
     names = tuple(s.name for s in strategies)
     return tuple(NetworkMapping(network.name, a, options, names, tuple(reports))
-                 for a, reports in zip(arrays, per_array))
+                 for a, reports in zip(arrays, per_array, strict=True))
 
 
 def _best(mappings: dict[str, LayerMapping]) -> str:

@@ -170,6 +170,18 @@ class ClampedUniformActivation(nn.Module):
         step = clip / self.steps
         return round_ste(y / step) * step
 
+    @torch.no_grad()
+    def integer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The integer codes in ``[0, 2^b - 1]`` (float, integer-valued) and the step that multiplies
+        them: ``forward(x) == codes * step`` exactly (the same divisions and rounding).
+
+        >>> ClampedUniformActivation(2).integer(torch.tensor([0.2, 0.5, 1.7]))[0].tolist()
+        [1.0, 2.0, 3.0]
+        """
+        clip = self.clip.detach()
+        step = clip / self.steps
+        return torch.round(torch.minimum(torch.relu(x.detach()), clip) / step), step
+
     def extra_repr(self) -> str:
         return f"bits={self.bits}, clip={float(self.clip):g}"
 

@@ -20,9 +20,10 @@ import torch.nn.functional as F
 
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
+from imcflow.layers import LowRankLayer
 from imcflow.mapping import MappingOptions, get_strategy
 from imcflow.mapping.geometry import ceil_div
-from imcflow.mapping.lowrank import LowRankLayer, LowRankMapping
+from imcflow.mapping.lowrank import LowRankMapping, map_lowrank
 from imcflow.sim.executor import CrossbarLayer, SimCounters
 from imcflow.sim.tiles import LayerTiles, build_tiles
 
@@ -63,9 +64,9 @@ def build_lowrank_tiles(layer: LowRankLayer, r_weight: np.ndarray | torch.Tensor
                         options: MappingOptions | None = None) -> LowRankTiles:
     """Map ``layer`` with ``method`` and lay out both factors' weights on the plan's tiles."""
     options = options or MappingOptions()
-    plan = layer.map_with(get_strategy(method), array, options)
-    r_tiles = build_tiles(layer.r_layer, r_weight, array, plan.method, options, plan=plan.factor_r)
-    lp = plan.factor_l
+    plan = map_lowrank(layer, get_strategy(method), array, options)
+    r_tiles = build_tiles(layer.r_layer, r_weight, array, plan.method, options, plan=plan.r_plan)
+    lp = plan.l_plan
     m = l_matrix(layer, np.asarray(l_weight))
     rows = _slices(m.shape[0], lp.row_tiles, lp.block_rows)
     cols = _slices(m.shape[1], lp.col_tiles, lp.block_cols)
@@ -100,9 +101,9 @@ def run_lowrank(tiles: LowRankTiles, x: torch.Tensor) -> LowRankSimResult:
     """Run R's crossbars (the simulator's executor), then L's I_P (x) L tiles window by window."""
     r = CrossbarLayer(tiles.r_tiles).run(x)
     y = r.output  # (N, g*k, Ho, Wo) float64
-    plan, lp = tiles.plan, tiles.plan.factor_l
+    plan, lp = tiles.plan, tiles.plan.l_plan
     a, b = plan.window.a, plan.window.b
-    wh, ww = plan.factor_r.windows_h, plan.factor_r.windows_w
+    wh, ww = plan.r_plan.windows_h, plan.r_plan.windows_w
     n, kin, ho, wo = y.shape
     y = F.pad(y, (0, ww * b - wo, 0, wh * a - ho))  # pixels of edge windows beyond the map: zeros
     # (N, wh, ww, a*b, K_L): the window's pixels row-major, then padded to whole activations of P.

@@ -1,19 +1,34 @@
-"""Layer and network records: what a mapping, a simulator or a cost model needs to know of a network.
+"""The conv/linear layer record and the network record (torch-free; re-exported by :mod:`imcflow.layers`).
 
 Field names follow ``torch.nn.Conv2d``. A linear layer is a 1x1 convolution on a 1x1 map; a grouped
 convolution is ``groups`` independent convolutions of ``in_channels/groups -> out_channels/groups``.
-These records are pure data (no torch), validated when built.
+These records are pure data (no torch), validated when built. A :class:`Network` holds any layer record
+(:data:`imcflow.layers.AnyLayer`: a :class:`ConvLayer` or a composite layer such as
+:class:`~imcflow.layers.lowrank.LowRankLayer`).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from imcflow.errors import ConfigError, check_int
 
+if TYPE_CHECKING:
+    from imcflow.layers import AnyLayer
+
 Pair = tuple[int, int]
 LayerKind = Literal["conv", "linear"]
+
+
+def as_pair(value: Pair | int) -> Pair:
+    """A pair field as a pair. Fields are typed ``Pair | int`` for the constructor and normalised to a
+    pair when the record is built, so this only tells the type checker what is already true.
+
+    >>> as_pair((3, 1)), as_pair(2)
+    ((3, 1), (2, 2))
+    """
+    return value if isinstance(value, tuple) else (value, value)
 
 
 def _pair(field_name: str, value: int | Sequence[int], minimum: int, where: str) -> Pair:
@@ -26,8 +41,58 @@ def _pair(field_name: str, value: int | Sequence[int], minimum: int, where: str)
     return (check_int(field_name, a, minimum, where=where), check_int(field_name, b, minimum, where=where))
 
 
+class LayerShape:
+    """The paper notation (mapping.md: H, W, Kh, Kw, IC, OC), per-group channels and the kernel extent,
+    read from the torch-style shape fields every layer record has (ConvLayer, composite layers)."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: Pair | int
+    input_size: Pair | int
+    dilation: Pair | int
+    groups: int
+
+    @property
+    def H(self) -> int:  # noqa: N802 - paper notation
+        return as_pair(self.input_size)[0]
+
+    @property
+    def W(self) -> int:  # noqa: N802
+        return as_pair(self.input_size)[1]
+
+    @property
+    def Kh(self) -> int:  # noqa: N802
+        return as_pair(self.kernel_size)[0]
+
+    @property
+    def Kw(self) -> int:  # noqa: N802
+        return as_pair(self.kernel_size)[1]
+
+    @property
+    def IC(self) -> int:  # noqa: N802
+        return self.in_channels
+
+    @property
+    def OC(self) -> int:  # noqa: N802
+        return self.out_channels
+
+    @property
+    def group_in_channels(self) -> int:
+        return self.in_channels // self.groups
+
+    @property
+    def group_out_channels(self) -> int:
+        return self.out_channels // self.groups
+
+    @property
+    def kernel_extent(self) -> Pair:
+        """Input pixels one (dilated) kernel spans along H and W."""
+        (kh, kw), (dh, dw) = as_pair(self.kernel_size), as_pair(self.dilation)
+        return dh * (kh - 1) + 1, dw * (kw - 1) + 1
+
+
 @dataclass(frozen=True)
-class ConvLayer:
+class ConvLayer(LayerShape):
     """One weight layer as the crossbar sees it.
 
     >>> layer = ConvLayer("conv1", 3, 64, 3, input_size=(32, 32), padding=1)
@@ -68,50 +133,13 @@ class ConvLayer:
             if getattr(self, ch) % self.groups:
                 raise ConfigError(
                     f"{where}: {ch}={getattr(self, ch)} is not divisible by groups={self.groups}")
-        for axis, (size, pad, ext) in enumerate(zip(self.input_size, self.padding, self.kernel_extent)):
+        for axis, (size, pad, ext) in enumerate(zip(as_pair(self.input_size), as_pair(self.padding),
+                                                    self.kernel_extent, strict=True)):
             if size + 2 * pad < ext:
                 dim = "H" if axis == 0 else "W"
                 raise ConfigError(
                     f"{where}: kernel extent {ext} along {dim} is larger than the padded input "
                     f"{size}+2*{pad}={size + 2 * pad}; allowed: kernel extent <= input + 2*padding")
-
-    # Paper notation (mapping.md): H, W, Kh, Kw, IC, OC.
-    @property
-    def H(self) -> int:  # noqa: N802 - paper notation
-        return self.input_size[0]
-
-    @property
-    def W(self) -> int:  # noqa: N802
-        return self.input_size[1]
-
-    @property
-    def Kh(self) -> int:  # noqa: N802
-        return self.kernel_size[0]
-
-    @property
-    def Kw(self) -> int:  # noqa: N802
-        return self.kernel_size[1]
-
-    @property
-    def IC(self) -> int:  # noqa: N802
-        return self.in_channels
-
-    @property
-    def OC(self) -> int:  # noqa: N802
-        return self.out_channels
-
-    @property
-    def group_in_channels(self) -> int:
-        return self.in_channels // self.groups
-
-    @property
-    def group_out_channels(self) -> int:
-        return self.out_channels // self.groups
-
-    @property
-    def kernel_extent(self) -> Pair:
-        """Input pixels one (dilated) kernel spans along H and W."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))  # type: ignore[return-value]
 
     def output_size(self, geometry: str = "real") -> Pair:
         """Output map (Ho, Wo).
@@ -123,8 +151,9 @@ class ConvLayer:
             return (max(self.H - self.Kh + 1, 1), max(self.W - self.Kw + 1, 1))
         if geometry != "real":
             raise ConfigError(f"geometry must be 'real' or 'paper', got {geometry!r}")
-        return tuple((n + 2 * p - e) // s + 1 for n, p, e, s in  # type: ignore[return-value]
-                     zip(self.input_size, self.padding, self.kernel_extent, self.stride))
+        (h, w), (ph, pw), (eh, ew), (sh, sw) = (as_pair(self.input_size), as_pair(self.padding),
+                                                 self.kernel_extent, as_pair(self.stride))
+        return (h + 2 * ph - eh) // sh + 1, (w + 2 * pw - ew) // sw + 1
 
     @property
     def weight_count(self) -> int:
@@ -143,8 +172,8 @@ class ConvLayer:
         return {
             "name": self.name, "kind": self.kind,
             "H": self.H, "W": self.W, "IC": self.IC, "OC": self.OC, "Kh": self.Kh, "Kw": self.Kw,
-            "stride": list(self.stride), "padding": list(self.padding),
-            "dilation": list(self.dilation), "groups": self.groups, "bias": self.bias,
+            "stride": list(as_pair(self.stride)), "padding": list(as_pair(self.padding)),
+            "dilation": list(as_pair(self.dilation)), "groups": self.groups, "bias": self.bias,
         }
 
     @classmethod
@@ -189,22 +218,23 @@ def parse_layer_spec(text: str, name: str = "layer") -> ConvLayer:
             f"--layer {text!r}: expected 6 to 9 comma-separated integers "
             f"H,W,Kh,Kw,IC,OC[,stride[,padding[,groups]]], got {len(parts)}")
     values = []
-    for f, p in zip(fields, parts):
+    for f, p in zip(fields, parts, strict=False):  # the optional trailing fields may be absent
         try:
             values.append(int(p))
         except ValueError:
             raise ConfigError(f"--layer {text!r}: field {f} must be an integer, got {p!r}") from None
-    v = dict(zip(fields, values))
+    v = dict(zip(fields, values, strict=False))
     return ConvLayer(name, v["IC"], v["OC"], (v["Kh"], v["Kw"]), input_size=(v["H"], v["W"]),
                      stride=v.get("stride", 1), padding=v.get("padding", 0), groups=v.get("groups", 1))
 
 
 @dataclass(frozen=True)
 class Network:
-    """An ordered list of weight layers, with where it came from."""
+    """An ordered list of weight layers (any layer record, composite ones included), with where it
+    came from."""
 
     name: str
-    layers: tuple[ConvLayer, ...]
+    layers: tuple[AnyLayer, ...]
     input_shape: tuple[int, ...] | None = None
     source: str = ""
     geometry: str = "real"
@@ -228,7 +258,7 @@ class Network:
     def __len__(self) -> int:
         return len(self.layers)
 
-    def layer(self, name: str) -> ConvLayer:
+    def layer(self, name: str) -> AnyLayer:
         for l in self.layers:
             if l.name == name:
                 return l
@@ -249,6 +279,6 @@ class Network:
         return pd.DataFrame([l.to_dict() for l in self.layers])
 
 
-def network_from_layers(layers: Iterable[ConvLayer], name: str = "layers", geometry: str = "real",
+def network_from_layers(layers: Iterable[AnyLayer], name: str = "layers", geometry: str = "real",
                         source: str = "") -> Network:
     return Network(name=name, layers=tuple(layers), geometry=geometry, source=source)
