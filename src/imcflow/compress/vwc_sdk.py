@@ -219,7 +219,7 @@ def plan_round(network: Network, groups: Sequence[ChannelGroup], widths: Mapping
             steps[g.name] = GroupStep(g.name, width, per[0][0].name, per[0][1], 0, 0, width)
             continue
 
-        def cycles_at(w: int, readers: list[AnyLayer] = readers) -> int:  # bound now: called in this iteration
+        def cycles_at(w: int, readers: list[AnyLayer] = readers) -> int:  # bound now (B023)
             return sum(_cycles(r.with_changes(in_channels=w), array, mapping) for r in readers)
 
         if settings.coupled == "max":
