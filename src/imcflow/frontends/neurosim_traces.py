@@ -32,29 +32,20 @@ from imcflow.sim.wrapper import quantize_symmetric
 
 
 def stored_integer_weights(module: nn.Module, weight_bits: int) -> np.ndarray:
-    """The integers the crossbar stores for ``module``.
-
-    A quantized module (:mod:`imcflow.quant`) gives its own integers (``integer_weights``, as
-    ``compress/deploy.py`` reads them); any other module is quantized symmetric per tensor to
-    ``weight_bits``, exactly as the crossbar simulator programs it
-    (:class:`~imcflow.sim.wrapper.SimulatedLayer`). Issue 18 makes one source of these integers; this
-    function is the one place to switch to it.
+    """The integers the crossbar stores for ``module``, from the one source of stored weights
+    (:func:`imcflow.quant.stored_weights`, which the simulator and deploy read too): a quantized module
+    gives its own integers (refused when they need more than ``weight_bits``); any other module is
+    quantized symmetric per tensor to ``weight_bits``, exactly as the crossbar simulator programs it.
     """
-    from imcflow.quant import integer_weights
+    from imcflow.quant import stored_weights
 
-    if getattr(module, "weight_quantizer", None) is not None:
-        q, _ = integer_weights(module)
-        out = q.detach().cpu().numpy().astype(np.int64)
-        lim = (1 << (weight_bits - 1)) - 1
-        if out.size and np.abs(out).max() > lim:
-            raise ConfigError(f"{type(module).__name__}: its quantizer stores integers up to "
-                              f"{np.abs(out).max()}, more than {weight_bits}-bit weights hold; give "
-                              f"--weight-bits of the quantizer")
-        return out
     hi = (1 << (weight_bits - 1)) - 1
-    weight = cast(torch.Tensor, module.weight)
-    w, _ = quantize_symmetric(weight.detach().to(torch.float64), -hi, hi)
-    return w.cpu().numpy().astype(np.int64)
+    out = stored_weights(module, float_qmax=hi).integers.detach().cpu().numpy().astype(np.int64)
+    if out.size and np.abs(out).max() > hi:
+        raise ConfigError(f"{type(module).__name__}: its quantizer stores integers up to "
+                          f"{np.abs(out).max()}, more than {weight_bits}-bit weights hold; give "
+                          f"--weight-bits of the quantizer")
+    return out
 
 
 def integer_input(x: torch.Tensor, bits: int) -> np.ndarray:
@@ -98,7 +89,7 @@ def network_traces(model: nn.Module, images: torch.Tensor, name: str = "model", 
 
     Returns ``(trace_set, summary)``; ``trace_set.files()`` gives the bytes to write.
     """
-    from imcflow.compress.deploy import weight_layers
+    from imcflow.frontends.torch_trace import trace_layers
     from imcflow.layers import Network
 
     _check_choice("padding", padding, PADDING_CONVENTIONS)
@@ -108,14 +99,15 @@ def network_traces(model: nn.Module, images: torch.Tensor, name: str = "model", 
     if images.ndim != 4 or len(images) == 0:
         raise ConfigError(f"images must be a non-empty N x C x H x W batch, got shape {tuple(images.shape)}")
     check_int("image_index", image_index, 0, len(images) - 1)
-    found = weight_layers(model, tuple(images.shape[1:]))
-    network = Network(name, tuple(rec for _, _, rec in found), input_shape=tuple(images.shape[1:]),
+    found = trace_layers(model, tuple(images.shape[1:]))
+    network = Network(name, tuple(t.layer for t in found), input_shape=tuple(images.shape[1:]),
                       source="torch model", geometry="real")
     export = neurosim_rows(network, padding)
     captured = _capture_inputs(model, images)
     traces: list[NeuroSimTrace] = []
     batch: list[dict[str, Any]] = []
-    for (qname, module, layer) in found:
+    for traced in found:
+        qname, module, layer = traced.name, traced.module, traced.layer
         x_all = integer_input(captured[module], input_bits)
         x = x_all[image_index]
         traces.append(neurosim_trace(layer, stored_integer_weights(module, weight_bits), x,
