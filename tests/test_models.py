@@ -27,10 +27,19 @@ torch.set_num_threads(1)
 RESNET20_PARAMS = (3 * 16 * 9 + 32) + (6 * 16 * 16 * 9 + 6 * 32) \
     + (16 * 32 * 9 + 5 * 32 * 32 * 9 + 6 * 64 + 16 * 32 + 64) \
     + (32 * 64 * 9 + 5 * 64 * 64 * 9 + 6 * 128 + 32 * 64 + 128) + (64 * 10 + 10)
+
+
+def cifar_resnet20_params(c1: int, c2: int, c3: int, in_ch: int = 3, classes: int = 10) -> int:
+    """The same hand count for any stage widths (stem, 3 stages of 3 blocks, 2 shortcuts, fc)."""
+    return (in_ch * c1 * 9 + 2 * c1) + (6 * c1 * c1 * 9 + 6 * 2 * c1) \
+        + (c1 * c2 * 9 + 5 * c2 * c2 * 9 + 6 * 2 * c2 + c1 * c2 + 2 * c2) \
+        + (c2 * c3 * 9 + 5 * c3 * c3 * 9 + 6 * 2 * c3 + c2 * c3 + 2 * c3) + (c3 * classes + classes)
+
+
 PARAMS = {
     "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
     "vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_357_544, "mobilenetv2": 3_504_872,
-    "wrn16-4": 2_748_890, "resnet20": 272_474,
+    "wrn16-4": 2_748_890, "resnet20": 272_474, "resnet20-wide": 4_327_754,
 }
 
 # Conv + linear weight layers, from the architectures: ResNet-18 = stem + 16 block convs + 3 downsample
@@ -41,7 +50,7 @@ PARAMS = {
 # VGG-16-cifar = 13 + 1; CNN-8 = 7 + 1; smallcnn = 2 + 1.
 LAYERS = {
     "resnet18": 21, "resnet34": 37, "resnet50": 54, "vgg11": 11, "vgg13": 13, "vgg16": 16,
-    "mobilenetv2": 53, "resnet20": 22, "resnet32": 34, "resnet56": 58, "wrn16-4": 17,
+    "mobilenetv2": 53, "resnet20": 22, "resnet20-wide": 22, "resnet32": 34, "resnet56": 58, "wrn16-4": 17,
     "vgg8-cifar": 8, "vgg16-cifar": 14, "cnn8": 8, "smallcnn-28": 3, "smallcnn-8": 3,
 }
 NUM_CLASSES = {n: 1000 for n in ("resnet18", "resnet34", "resnet50", "vgg11", "vgg13", "vgg16",
@@ -63,7 +72,8 @@ def test_every_model_is_registered_and_listed():
 
 
 def test_resnet20_hand_count():
-    assert PARAMS["resnet20"] == RESNET20_PARAMS
+    assert PARAMS["resnet20"] == RESNET20_PARAMS == cifar_resnet20_params(16, 32, 64)
+    assert PARAMS["resnet20-wide"] == cifar_resnet20_params(64, 128, 256)
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS))
@@ -174,7 +184,7 @@ def test_cnn8_matches_the_vwc_sdk_layer_list():
     # The authors' pruning script lists (H, K, IC, OC) of the six layers after the stem for CNN-8.
     rows = [(l.H, l.Kh, l.IC, l.OC) for l in traced_network("cnn8").layers[1:-1]]
     assert rows == list(zip([18, 18, 9, 7, 7, 5], [3, 3, 3, 3, 3, 5], [24, 32, 32, 64, 64, 64],
-                            [32, 32, 64, 64, 64, 256]))
+                            [32, 32, 64, 64, 64, 256], strict=False))
     small = traced_network("cnn8", (1, 32, 32))  # conv7 spans the remaining 3x3 map
     assert small.layer("conv7").kernel_size == (3, 3) and small.layer("conv1").IC == 1
 

@@ -9,6 +9,8 @@ import json
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imcflow.cli import main
 from imcflow.compress.deploy import deploy, extract_network
@@ -129,7 +131,7 @@ def test_coupled_group_choice():
     # Every later round lowers the readers' summed cycles again (require_gain).
     full = vwc_plan(net, A256, groups=groups)
     widths = [96] + [r.widths["p"] for r in full.rounds]
-    assert all(cycles(b) < cycles(a) for a, b in zip(widths, widths[1:]))
+    assert all(cycles(b) < cycles(a) for a, b in zip(widths, widths[1:], strict=False))
 
 
 def test_plan_only_json_cli(tmp_path):
@@ -242,8 +244,6 @@ def test_coupled_skip_leaves_residual_streams_alone():
                      "layer3.2.conv1": 42}
 
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st
 
 
 @settings(max_examples=40)
@@ -261,15 +261,105 @@ def test_plan_invariants_on_random_chains(widths, size, rows, walk):
                    for i in range(len(widths)))
     net = Network("n", layers)
     array = ArraySpec(rows, 256)
-    s = PlanSettings(walk_back=walk)
+    s = PlanSettings(walk_back=walk, require_gain=True)  # strict gain only with require_gain
     plan = vwc_plan(net, array, settings=s)
     nets = [net] + [r.network for r in plan.rounds]
     cycles = [map_network(n, array, ("vwsdk",)).totals("vwsdk").cycles for n in nets]
-    assert all(b < a for a, b in zip(cycles, cycles[1:]))
-    for before, after in zip(nets, nets[1:]):
-        for x, y in zip(before.layers, after.layers):
+    assert all(b < a for a, b in zip(cycles, cycles[1:], strict=False))
+    for before, after in zip(nets, nets[1:], strict=False):
+        for x, y in zip(before.layers, after.layers, strict=False):
             assert 1 <= y.out_channels <= x.out_channels and y.in_channels <= x.in_channels
     if len(plan.rounds) < s.max_rounds:
         last = plan.rounds[-1].widths if plan.rounds else {g.name: g.width for g in plan.groups}
         _, again = plan_round(net, plan.groups, last, array, plan.mapping, s)
         assert again == last
+
+
+# ---------------------------------------------------------------------------------------------------
+# The authors' procedure (issue 13): their scripts' window search, walk-back in every round.
+
+GOLDEN = json.loads((__import__("pathlib").Path(__file__).parent / "golden" / "vwc_sdk_published.json")
+                    .read_text())
+
+
+def _plan_json(argv, capsys) -> dict:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cnn8_plan_reproduces_the_published_rounds(capsys):
+    g = GOLDEN["cnn8"]
+    rounds = _plan_json(g["argv"], capsys)["rounds"]
+    assert len(rounds) == len(g["in_channels_per_round"])  # RCP1, RCP2, then nothing changes
+    for r, want_ic, want_oc1 in zip(rounds, g["in_channels_per_round"], g["conv1_out_channels_per_round"], strict=False):
+        by_name = {l["name"]: l for l in r["layers"]}
+        assert [by_name[n]["in_channels"] for n in g["layers"]] == want_ic
+        assert by_name["conv1"]["out_channels"] == want_oc1
+
+
+def test_cnn8_ict_of_the_scripts_search():
+    from imcflow.compress.vwc_sdk import reader_ict
+    from imcflow.models.registry import traced_network
+
+    net = traced_network("cnn8", (3, 40, 40))
+    g = GOLDEN["cnn8"]
+    paper = MappingOptions(search="paper")
+    assert [reader_ict(net.layer(n), ArraySpec(256, 512), paper) for n in g["layers"]] \
+        == g["ict_original"]
+    # VW-SDK's published search (mapping.md section 5: a < Wo, min with im2col) picks 4x4-pixel
+    # windows on conv4-conv6 (ICt 256/16 = 16), the 6, 7, 16, 16, 16, 10 the issue reported.
+    from imcflow.compress.vwc_sdk import row_tile_channels
+
+    vw = MappingOptions(geometry="paper", search="paper")
+    assert [row_tile_channels(map_layer(net.layer(n), ArraySpec(256, 512), "vwsdk", vw),
+                              ArraySpec(256, 512)) for n in g["layers"]] == [6, 7, 16, 16, 16, 10]
+
+
+def test_resnet20_wide_plan_reproduces_rcp1(capsys):
+    g = GOLDEN["resnet20-wide"]
+    rounds = _plan_json(g["argv"], capsys)["rounds"]
+    assert len(rounds) == len(g["stage_in_channels_per_round"])
+    for r, want in zip(rounds, g["stage_in_channels_per_round"], strict=False):
+        by_name = {l["name"]: l for l in r["layers"]}
+        assert [by_name[n]["in_channels"] for n in g["stage_readers"]] == want
+
+
+def test_walk_back_runs_in_rounds_without_a_residual():
+    # a: 8 -> b: 40 channels on 8x8 (ICt of b's reader 10: 40 mod 10 = 0, no residual) -> c: 20 -> d.
+    # Round 1 prunes c's residual; the walk-back then finds b (40) wider than c and removes one block.
+    # With walk_back_rounds="residual" a round without residual never walks back, so plans differ
+    # exactly when such a round occurs; "every" always ends at a fixed point of a whole round.
+    from imcflow.compress.vwc_sdk import plan_round
+
+    layers = (ConvLayer("a", 3, 40, 3, 8, padding=1), ConvLayer("b", 40, 24, 3, 8, padding=1),
+              ConvLayer("c", 24, 40, 3, 8, padding=1), ConvLayer("d", 40, 8, 3, 8, padding=1))
+    net = Network("n", layers)
+    every = vwc_plan(net, A256, settings=PlanSettings())
+    last = every.rounds[-1].widths
+    _, again = plan_round(net, every.groups, last, A256, every.mapping, PlanSettings())
+    assert again == last
+    widths = [last[g] for g in ("a", "b", "c")]
+    assert widths == sorted(widths)  # non-decreasing along the chain at the fixed point
+
+
+@settings(max_examples=40)
+@given(widths=st.lists(st.integers(4, 96), min_size=2, max_size=5),
+       size=st.sampled_from([4, 6, 8]), rows=st.sampled_from([64, 128, 256, 512]),
+       search=st.sampled_from(["optimal", "paper"]))
+def test_authors_default_reaches_a_fixed_point(widths, size, rows, search):
+    # The default (authors') plan: widths never grow, stay >= 1, and a further round changes nothing.
+    from imcflow.compress.vwc_sdk import plan_round
+
+    chans = [3] + widths
+    net = Network("n", tuple(ConvLayer(f"l{i}", chans[i], chans[i + 1], 3, size, padding=1)
+                             for i in range(len(widths))))
+    array = ArraySpec(rows, 256)
+    s = PlanSettings()
+    plan = vwc_plan(net, array, MappingOptions(search=search), settings=s)
+    prev = {g.name: g.width for g in plan.groups}
+    for r in plan.rounds:
+        assert all(1 <= r.widths[k] <= prev[k] for k in prev) and r.widths != prev
+        prev = r.widths
+    if len(plan.rounds) < s.max_rounds:
+        _, again = plan_round(net, plan.groups, prev, array, plan.mapping, s)
+        assert again == prev

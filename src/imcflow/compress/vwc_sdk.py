@@ -1,18 +1,21 @@
 """VWC-SDK (Rhe, Ko et al., IEEE JETCAS 2022; compression.md section C): prune the residual input
 channels that VW-SDK leaves in an extra row tile.
 
-The plan is torch-free and needs only the layer list, the channel structure and the array:
+The plan is torch-free and needs only the layer list, the channel structure and the array. By
+default it follows the authors' pruning scripts (djwhsdj/VWC-SDK, ``example/test_SVHN.py``):
 
 1. map every layer with VW-SDK; its window ``PWh x PWw`` gives ICt = floor(R / (PWh*PWw)) input
    channels per row tile (the raw count; a VW-SDK layer that falls back to im2col has the 1x1 window,
-   PW = the kernel extent);
+   PW = the kernel extent). With ``MappingOptions(search="paper")`` the window is the scripts' own
+   search (:func:`~imcflow.mapping.vwsdk.vwc_code_window`), which reproduces the published rounds;
 2. a layer with IC >= ICt has a residual IC mod ICt (0 if IC < ICt): those channels fill a whole extra
    row tile, so prune that many of its input channels, i.e. output filters of the layer(s) producing
    them (lowest L1 norm first when the model is pruned);
 3. walk from the last channel group back: if a group's pruned width exceeds the next one's, remove one
-   more ICt block from it (widths stay non-decreasing along the data flow);
-4. repeat (one round = steps 1-3 on the pruned shapes) until no residual remains; with a model, every
-   round is fine-tuned and kept only while the accuracy drop stays within the rule (the pipeline).
+   more ICt block from it (one pass per round, as the scripts do);
+4. repeat (one round = steps 1-3 on the pruned shapes) until a round changes nothing; the walk-back
+   runs in every round, residual or not. With a model, every round is fine-tuned and kept only while
+   the accuracy drop stays within the rule (the pipeline).
 
 Channels are handled as *groups*: a set of channels produced by one or more layers (a residual stream
 is produced by every block that adds to it) and read by one or more layers. A chain of layers has one
@@ -28,9 +31,11 @@ Reconstruction choices (options, with defaults; see ``imcflow methods``):
   reaches the same cycles; ``"max"`` always takes the largest; ``"skip"`` leaves groups written by
   several layers (residual streams) alone, as the authors' ResNet script mostly does (it prunes the
   channels inside blocks). For a chain all three equal the paper's rule.
-* ``require_gain=True``: a residual whose removal does not lower the readers' VW-SDK cycles is not
-  pruned (happens when a reader falls back to im2col, whose tiles cut channels anywhere, or when a
-  coupled reader gains a tile). False prunes by the rule regardless.
+* ``require_gain=False`` (the authors'): prune by the rule. True skips a residual whose removal does
+  not lower the readers' VW-SDK cycles (a reader on the im2col fallback, whose tiles cut channels
+  anywhere, or a coupled reader that gains a tile).
+* ``walk_back_rounds="every"`` (the authors'): the walk-back runs in every round; ``"residual"`` runs
+  it only in rounds that pruned a residual (this module's behaviour before issue 13).
 * ``walk_back="chain"``: the "next" of a group is the set of groups its readers produce (the smallest
   width counts), compared only where both are plain chain links (one producer each), so a residual
   block's inner channels are not forced below the residual stream; ``"dataflow"`` compares every link
@@ -56,7 +61,8 @@ from imcflow.compress.graph import ChannelGraph, ChannelGroup, prune_to_widths, 
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import AnyLayer, ConvLayer, Network
-from imcflow.mapping import LayerMapping, MappingOptions, map_layer
+from imcflow.mapping import LayerMapping, LayerProblem, MappingOptions, map_layer
+from imcflow.mapping.vwsdk import vwc_code_window
 
 # ---------------------------------------------------------------------------------------------------
 # Channel structure (torch-free).
@@ -102,6 +108,16 @@ def apply_widths(network: Network, groups: Sequence[ChannelGroup], widths: Mappi
 
 # ---------------------------------------------------------------------------------------------------
 # The plan.
+
+
+def reader_ict(layer: ConvLayer, array: ArraySpec, mapping: MappingOptions) -> int:
+    """ICt of a reader under the plan's search: with ``search="paper"`` the VWC-SDK scripts' own
+    window search (:func:`~imcflow.mapping.vwsdk.vwc_code_window`, on the layer's input size in paper
+    geometry, as the scripts call it); otherwise the window the VW-SDK mapping picks."""
+    if mapping.search == "paper":
+        found = vwc_code_window(LayerProblem.from_layer(layer, "paper"), array)
+        return found[2] if found is not None else 0
+    return row_tile_channels(map_layer(layer, array, "vwsdk", mapping), array)
 
 
 def row_tile_channels(mapping: LayerMapping, array: ArraySpec) -> int:
@@ -177,8 +193,9 @@ class PlanSettings:
     """The plan's options (see the module docstring)."""
 
     coupled: str = "min-cycles"
-    require_gain: bool = True
+    require_gain: bool = False
     walk_back: str = "chain"
+    walk_back_rounds: str = "every"
     min_channels: int = 1
     max_rounds: int = 20
 
@@ -211,8 +228,8 @@ def plan_round(network: Network, groups: Sequence[ChannelGroup], widths: Mapping
         readers = [by_name[c] for c in g.consumers]
         per = []  # (reader, ICt, residual)
         for r in readers:
-            ict = row_tile_channels(map_layer(r, array, "vwsdk", mapping), array)
-            per.append((r, ict, width % ict if width >= ict else 0))
+            ict = reader_ict(r, array, mapping)
+            per.append((r, ict, width % ict if 0 < ict <= width else 0))
         block[g.name] = per[0][1]
         candidates = sorted({res for _, _, res in per if res > 0 and width - res >= settings.min_channels})
         if not candidates:
@@ -234,7 +251,10 @@ def plan_round(network: Network, groups: Sequence[ChannelGroup], widths: Mapping
             continue
         new[g.name] = width - pick
         steps[g.name] = GroupStep(g.name, width, reader.name, ict, pick, 0, width - pick)
-    if settings.walk_back != "off" and any(s.residual for s in steps.values()):
+    # The authors' scripts walk back in every round, so rounds go on until neither a residual nor the
+    # walk-back changes anything; walk_back_rounds="residual" walks back only after a residual.
+    if settings.walk_back != "off" and (settings.walk_back_rounds == "every"
+                                        or any(s.residual for s in steps.values())):
         _walk_back(network, groups, new, steps, block, settings)
     return tuple(steps[g.name] for g in groups), new
 
@@ -265,7 +285,7 @@ def _walk_back(network: Network, groups: Sequence[ChannelGroup], new: dict[str, 
 def vwc_plan(network: Network, array: ArraySpec, mapping: MappingOptions | None = None,
              groups: Sequence[ChannelGroup] | None = None,
              settings: PlanSettings = PlanSettings()) -> VwcPlan:
-    """Rounds of VWC-SDK until no residual remains (or ``max_rounds``).
+    """Rounds of VWC-SDK until a round changes nothing (or ``max_rounds``).
 
     ``groups`` default to :func:`chain_groups` of the layer list. Worked example on a 256-row array
     (1-bit weights, C' = 256): a 3x3 conv on 8x8 with IC = OC = 128 and padding 1 gets VW-SDK's
@@ -320,11 +340,14 @@ class VwcSdk(CompressionMethod):
         MethodOption("coupled", "min-cycles", "a group read by several layers: pick the residual "
                      "giving the fewest summed VW-SDK cycles, or the largest; skip: never prune a "
                      "group written by several layers (residual stream)", ("min-cycles", "max", "skip")),
-        MethodOption("require_gain", True, "skip a residual whose removal does not lower the readers' "
-                     "VW-SDK cycles"),
+        MethodOption("require_gain", False, "skip a residual whose removal does not lower the "
+                     "readers' VW-SDK cycles (the authors prune by the rule: false)"),
         MethodOption("walk_back", "chain", "after the residuals: a group wider than the groups its "
                      "readers produce loses one more ICt block (chain: plain chain links only; "
                      "dataflow: every link)", ("chain", "dataflow", "off")),
+        MethodOption("walk_back_rounds", "every", "run the walk-back in every round, as the authors' "
+                     "scripts do (rounds stop when nothing changes), or only after a residual",
+                     ("every", "residual")),
         MethodOption("min_channels", 1, "no group is pruned below this many channels", minimum=1),
         MethodOption("max_rounds", 20, "upper bound on pruning rounds", minimum=1),
     )

@@ -67,6 +67,45 @@ def paper_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int] | N
     return queue[0][1], queue[0][2]
 
 
+def vwc_code_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int, int] | None:
+    """The window search of the VWC-SDK authors' pruning scripts: ``(a, b, ICt)`` or None.
+
+    It differs from :func:`paper_window` (the VW-SDK code) in three ways, all kept here because the
+    published VWC-SDK rounds depend on them: ``a`` runs over [1, Ho] and ``b`` over [1, Wo] (the full
+    output extent, not Wo-1); a layer with exactly 3 input channels gets ICt = min(3,
+    floor(R / PWh * PWw)) (the scripts' operator order); and there is no im2col fallback, so ICt is
+    the chosen window's even where im2col would be faster. The loop order (``b`` outer, ``a`` inner),
+    the cycle count (windows x ceil(IC/ICt) x ceil(OC/OCt)) and the FIFO pick are :func:`paper_window`'s;
+    candidates with ICt = 0 or OCt = 0 are skipped. ``problem`` should be in paper geometry (the
+    scripts call it with each layer's input size, stride 1, no padding).
+
+    Worked example (CNN-8's conv3 on 18x18 inputs, 256x512 array, the authors' table: PW 6x6, ICt 7):
+
+    >>> from imcflow.layers import ConvLayer
+    >>> p = LayerProblem.from_layer(ConvLayer("c3", 32, 32, 3, input_size=18), "paper")
+    >>> a, b, ict = vwc_code_window(p, ArraySpec(256, 512))
+    >>> p.pixels_h(a) * p.pixels_w(b), ict
+    (36, 7)
+    """
+    queue: list[tuple[int, int, int, int]] = []  # (cycles, a, b, ICt), oldest first
+    for b in range(1, problem.out_w + 1):
+        for a in range(1, problem.out_h + 1):
+            ph, pw = problem.pixels_h(a), problem.pixels_w(b)
+            ict = min(3, int(array.rows / ph * pw)) if problem.ic == 3 else array.rows // (ph * pw)
+            oct_ = array.usable_cols // (a * b)
+            if ict == 0 or oct_ == 0:
+                continue
+            cycles = (ceil_div(problem.out_h, a) * ceil_div(problem.out_w, b)
+                      * ceil_div(problem.ic, ict) * ceil_div(problem.oc, oct_))
+            cand = (int(cycles), a, b, ict)
+            if a == 1:
+                queue.append(cand)
+            if queue and queue[0][0] > cand[0]:
+                queue.pop(0)
+                queue.append(cand)
+    return (queue[0][1], queue[0][2], queue[0][3]) if queue else None
+
+
 def paper_window_label(problem: LayerProblem, array: ArraySpec, a: int, b: int) -> str:
     """The window as the published tables print it: ``PWh x PWw x ICt x OCt`` with ICt raw except
     capped at 3 when IC = 3, and OCt raw (floor(C'/(a*b)), not clamped to OC)."""
@@ -95,7 +134,7 @@ class VwSdk:
         else:
             windows = self.search(problem, arrays)
         return [self._assemble(problem, array, ab, options, layer_name)
-                for array, ab in zip(arrays, windows)]
+                for array, ab in zip(arrays, windows, strict=False)]
 
     def _assemble(self, problem: LayerProblem, array: ArraySpec, ab: tuple[int, int] | None,
                   options: MappingOptions, layer_name: str) -> LayerMapping:

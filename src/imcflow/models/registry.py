@@ -54,6 +54,8 @@ _SPECS = [
     ModelSpec("vgg16", vgg.vgg16, IMAGENET, 1000, "VGG-16 (config D), ImageNet"),
     ModelSpec("mobilenetv2", mobilenet.mobilenetv2, IMAGENET, 1000, "MobileNetV2 width 1.0, ImageNet"),
     ModelSpec("resnet20", resnet_cifar.resnet20, CIFAR, 10, "ResNet-20, CIFAR (1x1 conv shortcuts)"),
+    ModelSpec("resnet20-wide", resnet_cifar.resnet20_wide, CIFAR, 10,
+              "ResNet-20 at 64/128/256 channels (the VWC-SDK authors' ResNet-20)"),
     ModelSpec("resnet32", resnet_cifar.resnet32, CIFAR, 10, "ResNet-32, CIFAR (1x1 conv shortcuts)"),
     ModelSpec("resnet56", resnet_cifar.resnet56, CIFAR, 10, "ResNet-56, CIFAR (1x1 conv shortcuts)"),
     ModelSpec("wrn16-4", resnet_cifar.wrn16_4, CIFAR, 10, "Wide ResNet 16-4, pre-activation, CIFAR"),

@@ -1,7 +1,8 @@
 """CIFAR ResNets (He et al., CVPR 2016, section 4.2) and WRN-16-4 (Zagoruyko & Komodakis, BMVC 2016).
 
 ResNet-20/32/56: a 3x3 stem of 16 channels and three stages of n = (depth-2)/6 basic blocks with 16, 32
-and 64 channels (stride 2 at stages 2 and 3). Where the shape changes the shortcut is a 1x1 conv + BN
+and 64 channels (stride 2 at stages 2 and 3). ``resnet20-wide`` is ResNet-20 at 64/128/256 channels,
+the width of the VWC-SDK authors' ResNet-20 tables. Where the shape changes the shortcut is a 1x1 conv + BN
 (compression.md "group conventions"; the paper's option A zero-padding has no weights to map).
 
 WRN-16-4: pre-activation blocks (BN-ReLU-conv), n = (16-4)/6 = 2 blocks per stage of 64/128/256
@@ -18,23 +19,24 @@ from imcflow.models.resnet_imagenet import BasicBlock, conv1x1, conv3x3
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3) -> None:
+    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3,
+                 widths: tuple[int, int, int] = (16, 32, 64)) -> None:
         super().__init__()
         if (depth - 2) % 6:
             raise ConfigError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
         n = (depth - 2) // 6
-        self.conv1 = conv3x3(in_channels, 16)
-        self.bn1 = nn.BatchNorm2d(16)
+        self.conv1 = conv3x3(in_channels, widths[0])
+        self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
-        in_planes = 16
-        for i, planes in enumerate((16, 32, 64)):
+        in_planes = widths[0]
+        for i, planes in enumerate(widths):
             stage = []
             for j in range(n):
                 stage.append(BasicBlock(in_planes, planes, stride=2 if i > 0 and j == 0 else 1))
                 in_planes = planes
             setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(64, num_classes)
+        self.fc = nn.Linear(widths[-1], num_classes)
         kaiming_init_convs(self)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -94,6 +96,12 @@ class WideResNet(nn.Module):
 
 def resnet20(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     return CifarResNet(20, num_classes, in_channels)
+
+
+def resnet20_wide(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    """ResNet-20 at 64/128/256 channels: the network of the VWC-SDK authors' ResNet-20 tables
+    (djwhsdj/VWC-SDK README: conv IC/OC 64, 128, 256 on CIFAR-10)."""
+    return CifarResNet(20, num_classes, in_channels, widths=(64, 128, 256))
 
 
 def resnet32(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
