@@ -225,6 +225,12 @@ def report_table(report: Any) -> str:
     parts.append(render_table(["mapping", "cycles", "cycles after", "speedup", "crossbars",
                                "crossbars after", "utilization", "util. after", "energy J",
                                "energy J after"], mrows, "\nper mapping method (deployed networks)"))
+    for r in report.rounds:
+        match = r.summary.get("match")
+        if match:
+            on = match["on"] + (f" under {match['mapping']}" if match.get("mapping") else "")
+            parts.append(f"\nmatched on {on}: target {match['target']:g}, reached {match['achieved']:g}"
+                         f" (keep fraction {match['keep_fraction']:.4f})")
     if report.rounds:
         rrows = [[r.index, f"{100 * r.accuracy:.2f}%", "kept" if r.accepted else "discarded",
                   round(r.seconds, 1)] for r in report.rounds]

@@ -80,7 +80,7 @@ def _cost_of(mapping: Any, preset: str) -> dict[str, dict[str, float | None]]:
 
     settings = CostSettings(load_preset(preset))
     out: dict[str, dict[str, float | None]] = {}
-    for m in mapping.methods:
+    for m in (*mapping.methods, "best"):
         figures = cost_mapping(mapping, m, settings).totals
         out[m] = {"energy_j": figures.energy_j, "latency_s": figures.latency_s,
                   "area_mm2": figures.area_mm2}

@@ -1,18 +1,26 @@
-"""Pruning baselines for the low-rank comparison (compression.md section A), at a given parameter count:
+"""Pruning baselines for the low-rank comparison (compression.md section A), matched to a target:
+a parameter count (``target_params`` or ``keep``), or whole-network cycles (``target_cycles``) or
+energy per inference (``target_energy_j``) under a named mapping (``match_mapping``: im2col, sdk,
+vwsdk, flex or best). The summary of a run says what the match is on (``match``: kind, mapping,
+target, value reached, value one bisection step further) and the cycles under every mapping.
 
 * ``magnitude-prune``: unstructured; the smallest |w| of every layer low rank would decompose (every
   conv but the first; the classifier stays dense), one sparsity for all of them, chosen so that the
   model's non-zero parameters equal ``target_params`` (or ``keep`` x those layers' weights). Zeros are
   scattered, so a crossbar saves cycles only where a whole im2col row is zero (counted by the deployed
-  report as ``zero_im2col_rows``); the mapped shapes, hence the cycles, do not change.
+  report as ``zero_im2col_rows``); the mapped shapes, hence the cycles and the energy, do not change:
+  matched on cycles or energy it stays dense (or the target is refused as unreachable).
 * ``filter-prune``: structured; every prunable channel group (Torch-Pruning dependency groups, lowest
   L1 filters first, via :class:`imcflow.compress.graph.ChannelGraph`) keeps the same fraction f of
-  its channels, with f the largest value (bisection) whose model has at most ``target_params``
-  parameters. The dependency graph is built once per apply; every trial of the bisection is a pruned
-  copy replayed from it. Smaller layers map to fewer tiles, so cycles drop.
+  its channels, with f the largest value (bisection, ``steps``) whose model has at most the target
+  (parameters of a pruned copy replayed from the graph, built once per apply; or cycles / energy of
+  its layer list under ``match_mapping``, computed torch-free). Smaller layers map to fewer tiles, so
+  cycles drop.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from imcflow.compress.base import (
@@ -24,7 +32,9 @@ from imcflow.compress.base import (
     register_method,
 )
 from imcflow.compress.lowrank import decomposable_layers, model_weights
-from imcflow.errors import ConfigError
+from imcflow.errors import ConfigError, check_int
+from imcflow.layers import Network
+from imcflow.mapping import DEFAULT_METHODS
 
 
 def _param_count(model: Any) -> int:
@@ -57,16 +67,119 @@ def _target(model: Any, ctx: CompressionContext, layers: list[str]) -> int:
     return _param_count(model) - int(round((1.0 - keep) * prunable))
 
 
+MATCH_MAPPINGS = ("im2col", "sdk", "vwsdk", "flex", "best")
+
 _COMMON = (
-    MethodOption("target_params", 0, "parameters of the pruned model (0: use keep)", minimum=0),
-    MethodOption("keep", 0.5, "fraction of the prunable layers' weights kept when target_params=0",
+    MethodOption("target_params", 0, "parameters of the pruned model (0: use keep or another target)",
+                 minimum=0),
+    MethodOption("keep", 0.5, "fraction of the prunable layers' weights kept when no target is given",
                  minimum=0, maximum=1),
+    MethodOption("target_cycles", 0, "whole-network cycles under match_mapping the pruned model may "
+                 "have at most (0: no cycle target)", minimum=0),
+    MethodOption("target_energy_j", 0.0, "energy per inference (J, cost model with cost_preset) under "
+                 "match_mapping the pruned model may have at most (0: no energy target)", minimum=0),
+    MethodOption("match_mapping", "vwsdk", "mapping whose cycles or energy the targets refer to",
+                 MATCH_MAPPINGS),
+    MethodOption("cost_preset", "isaac", "hardware preset for target_energy_j"),
 )
+
+
+@dataclass(frozen=True)
+class Match:
+    """What a pruning baseline was matched on: ``kind`` (params, cycles or energy_j), the mapping
+    (for cycles and energy), the target, the value reached (never above the target) and the value one
+    bisection step further (above the target, or None when nothing had to be pruned)."""
+
+    kind: str
+    mapping: str | None
+    target: float
+    achieved: float
+    next_step: float | None
+    keep_fraction: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"on": self.kind, "mapping": self.mapping, "target": self.target,
+                "achieved": self.achieved, "next_step": self.next_step,
+                "keep_fraction": self.keep_fraction}
+
+
+def hardware_target(options: Mapping[str, Any]) -> tuple[str, float] | None:
+    """``("cycles", N)`` or ``("energy_j", E)`` from the options, None when neither is set; both set
+    is an error (a model is matched on one quantity)."""
+    cycles, energy = int(options["target_cycles"]), float(options["target_energy_j"])
+    if cycles < 0 or energy < 0:
+        raise ConfigError(f"target_cycles and target_energy_j must be >= 0, got {cycles} and {energy}")
+    if cycles and energy:
+        raise ConfigError("give one of target_cycles and target_energy_j, not both")
+    if int(options["target_params"]) and (cycles or energy):
+        raise ConfigError("give one of target_params, target_cycles and target_energy_j, not several")
+    if cycles:
+        return "cycles", float(cycles)
+    if energy:
+        return "energy_j", energy
+    return None
+
+
+def network_measure(kind: str, ctx: CompressionContext) -> Callable[[Network], float]:
+    """The function a layer list -> its cycles or energy (J) under ``match_mapping`` on the array."""
+    from imcflow.mapping import map_network
+
+    mapping = str(ctx.options["match_mapping"])
+    methods = DEFAULT_METHODS if mapping == "best" else (mapping,)
+
+    def cycles(net: Network) -> float:
+        return float(map_network(net, ctx.array, methods, ctx.mapping).totals(mapping).cycles)
+
+    def energy(net: Network) -> float:
+        from imcflow.cost import CostSettings, cost_mapping
+        from imcflow.hardware.preset import load_preset
+
+        settings = CostSettings(load_preset(str(ctx.options["cost_preset"])))
+        return float(cost_mapping(map_network(net, ctx.array, methods, ctx.mapping), mapping,
+                                  settings).totals.energy_j)
+
+    return cycles if kind == "cycles" else energy
+
+
+def bisect_keep(measure: Callable[[float], float], target: float, steps: int
+                ) -> tuple[float, float, float | None]:
+    """The largest keep fraction f (to 2^-steps) whose ``measure(f) <= target``, for a measure that
+    grows with f: ``(f, measure(f), measure(f + one step))``; f = 1 when nothing needs pruning.
+
+    >>> bisect_keep(lambda f: round(100 * f), 37, 10)[:2]
+    (0.3701171875, 37)
+    """
+    check_int("steps", steps, 1, 40)
+    top = measure(1.0)
+    if top <= target:
+        return 1.0, top, None
+    lo, hi = 0.0, 1.0
+    at_lo, at_hi = measure(0.0), top
+    if at_lo > target:
+        raise ConfigError(f"the target {target:g} is below what the smallest model reaches "
+                          f"({at_lo:g}); it cannot be matched")
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        value = measure(mid)
+        if value <= target:
+            lo, at_lo = mid, value
+        else:
+            hi, at_hi = mid, value
+    return lo, at_lo, at_hi
+
+
+def every_mapping_cycles(network: Network, ctx: CompressionContext) -> dict[str, int]:
+    """Whole-network cycles of ``network`` under every built-in mapping and ``best``."""
+    from imcflow.mapping import map_network
+
+    mapped = map_network(network, ctx.array, DEFAULT_METHODS, ctx.mapping)
+    return {m: mapped.totals(m).cycles for m in (*DEFAULT_METHODS, "best")}
 
 
 class MagnitudePrune(CompressionMethod):
     name = "magnitude-prune"
-    description = "unstructured magnitude pruning to a parameter count (low-rank baseline)"
+    description = ("unstructured magnitude pruning to a parameter count (low-rank baseline; its "
+                   "cycles do not depend on its sparsity)")
     changes = "masks"
     options = _COMMON
 
@@ -77,6 +190,23 @@ class MagnitudePrune(CompressionMethod):
 
         network, _ = model_weights(model, ctx.input_shape)
         layers = decomposable_layers(network)
+        hw = hardware_target(ctx.options)
+        if hw is not None:
+            # Scattered zeros leave every mapped shape as it is: cycles and energy are the dense
+            # model's at any sparsity, so the largest keep meeting the target is 1 (or none is).
+            kind, goal = hw
+            value = network_measure(kind, ctx)(ctx.network)
+            mapping = str(ctx.options["match_mapping"])
+            if value > goal:
+                raise ConfigError(f"magnitude-prune: target_{kind}={goal:g} under "
+                                  f"{mapping} is below the dense model's {value:g}; unstructured zeros "
+                                  f"do not change the mapped shapes, so no sparsity reaches it "
+                                  f"(use filter-prune, or target_params for an accuracy ceiling)")
+            return StepResult(True, model, {
+                "match": Match(kind, mapping, goal, value, None, 1.0).to_dict(),
+                "note": "kept dense: cycles and energy do not depend on unstructured sparsity",
+                "sparsity": 0.0, "nonzero_params": _nonzero_count(model),
+                "cycles": every_mapping_cycles(ctx.network, ctx)})
         target = _target(model, ctx, layers)
         zeros = _param_count(model) - target
         modules = dict(model.named_modules())
@@ -97,8 +227,11 @@ class MagnitudePrune(CompressionMethod):
                 m.register_buffer("weight_mask", mask)
             zeroed[n] = k
         apply_masks(model)
-        return StepResult(True, model, {"target_params": target, "sparsity": sparsity,
-                                        "zeroed": zeroed, "nonzero_params": _nonzero_count(model)})
+        nonzero = _nonzero_count(model)
+        return StepResult(True, model, {
+            "match": Match("params", None, target, nonzero, None, 1.0 - sparsity).to_dict(),
+            "target_params": target, "sparsity": sparsity, "zeroed": zeroed,
+            "nonzero_params": nonzero, "cycles": every_mapping_cycles(ctx.network, ctx)})
 
     def hooks(self, model: Any, ctx: CompressionContext) -> TrainingHooks:
         from imcflow.compress.simple import apply_masks
@@ -108,33 +241,48 @@ class MagnitudePrune(CompressionMethod):
 
 class FilterPrune(CompressionMethod):
     name = "filter-prune"
-    description = "L1 filter pruning, one keep fraction for every channel group, to a parameter count"
+    description = ("L1 filter pruning, one keep fraction for every channel group, bisected to a "
+                   "parameter count, or to cycles or energy under a named mapping")
     changes = "channels"
     options = _COMMON + (MethodOption("steps", 14, "bisection steps on the keep fraction", minimum=1),)
 
     def apply(self, model: Any, ctx: CompressionContext) -> StepResult:
         from imcflow.compress.graph import ChannelGraph
+        from imcflow.compress.vwc_sdk import apply_widths
 
         graph = ChannelGraph.build(model, ctx.input_shape)  # one trace, one graph for the whole search
-        target = _target(model, ctx, decomposable_layers(graph.network))
-        groups = [g for g in graph.groups() if g.prunable]
+        every = graph.groups()
+        groups = [g for g in every if g.prunable]
 
         def widths(f: float) -> dict[str, int]:
             return {g.name: max(1, int(round(f * g.width))) for g in groups}
 
-        def params(f: float) -> int:
-            return _param_count(graph.pruned_copy(widths(f)))
+        hw = hardware_target(ctx.options)
+        measure: Callable[[float], float]
+        if hw is None:
+            kind, mapping = "params", None
+            goal = float(_target(model, ctx, decomposable_layers(graph.network)))
 
-        lo, hi = 0.0, 1.0  # params(lo) <= target is assumed (width 1 everywhere); find the largest f
-        if params(1.0) <= target:
-            return StepResult(False, model, {"note": f"model already has <= {target} parameters"})
-        for _ in range(int(ctx.options["steps"])):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if params(mid) <= target else (lo, mid)
-        chosen = widths(lo)
+            def measure(f: float) -> float:
+                return float(_param_count(graph.pruned_copy(widths(f))))
+        else:
+            (kind, goal), mapping = hw, str(ctx.options["match_mapping"])
+            of_network = network_measure(kind, ctx)
+
+            def measure(f: float) -> float:  # torch-free: the layer list at those widths
+                return of_network(apply_widths(graph.network, every, widths(f)))
+
+        f, achieved, next_step = bisect_keep(measure, goal, int(ctx.options["steps"]))
+        match = Match(kind, mapping, goal, achieved, next_step, f)
+        if f >= 1.0:
+            return StepResult(False, model, {"note": f"the model already meets {kind} <= {goal:g}",
+                                             "match": match.to_dict()})
+        chosen = widths(f)
+        after = apply_widths(graph.network, every, chosen)
         graph.prune(chosen)
-        return StepResult(True, model, {"target_params": target, "keep_fraction": lo,
-                                        "widths": chosen, "params": _param_count(model)})
+        return StepResult(True, model, {
+            "match": match.to_dict(), "keep_fraction": f, "widths": chosen,
+            "params": _param_count(model), "cycles": every_mapping_cycles(after, ctx)})
 
 
 register_method(MagnitudePrune())

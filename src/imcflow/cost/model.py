@@ -94,15 +94,16 @@ def preset_array(preset: HardwarePreset, rows: int, cols: int, cell_bits: int | 
 
 
 def cost_mapping(mapping: NetworkMapping, method: str, settings: CostSettings) -> NetworkCost:
-    """Cost every layer of an existing network mapping under ``method``."""
-    if method not in mapping.methods:
-        raise ConfigError(f"method {method!r} was not mapped; mapped: {', '.join(mapping.methods)}")
+    """Cost every layer of an existing network mapping under ``method``, or under ``"best"`` (each
+    layer's fewest-cycle method, as :meth:`NetworkMapping.totals` picks it)."""
+    if method != "best" and method not in mapping.methods:
+        raise ConfigError(f"method {method!r} was not mapped; mapped: {', '.join(mapping.methods)}, best")
     check_mode(settings.mode)
     bits = settings.bits
     dac_bits = settings.preset["dac.bits"]
     layers = []
     for report in mapping.layers:
-        plan: LayerMapping = report.mappings[method]
+        plan: LayerMapping = report.mappings[report.best if method == "best" else method]
         if isinstance(report.layer, ConvLayer):
             counts = count_layer(report.layer, plan, mapping.array, input_bits=bits, dac_bits=dac_bits,
                                  geometry=mapping.options.geometry)
