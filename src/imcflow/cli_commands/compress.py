@@ -20,9 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "layer list and the array alone (no training).")
     c.add_network_arguments(p)
     c.add_array_arguments(p)
-    for action in p._actions:  # compression trains quantized weights: 2 bits unless told otherwise
+    for action in p._actions:  # compression trains quantized weights: 4 bits unless told otherwise
         if action.dest == "weight_bits":
-            action.default, action.help = 2, "bits per weight, trained in and mapped (default 2)"
+            # 4, not 2: a 2-bit symmetric uniform quantizer is ternary (levels -1, 0, 1) and its zeros
+            # would swamp the zeros a compression method makes.
+            action.default, action.help = 4, "bits per weight, trained in and mapped (default 4)"
     p.add_argument("--method", required=True, help="compression method (see 'imcflow methods')")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a method option (repeatable; see 'imcflow methods')")
@@ -43,7 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "synthetic)")
     g.add_argument("--data-root", help="folder holding the dataset files")
     g.add_argument("--epochs", type=int, default=5, help="baseline training epochs (default 5)")
-    g.add_argument("--finetune-epochs", type=int, default=2, help="fine-tuning epochs per round (2)")
+    g.add_argument("--finetune-epochs", type=int, default=10,
+                   help="fine-tuning budget per round in epochs (default 10; see --patience)")
+    g.add_argument("--patience", type=int, default=2,
+                   help="end a round's fine-tuning after this many epochs without a rise in "
+                        "validation accuracy (default 2; 0: always the full budget)")
+    g.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of the training images held out (seeded) as the validation split the "
+                        "stopping rules read (default 0.1; 0: none, the rules read the test set)")
     g.add_argument("--batch-size", type=int, default=128)
     g.add_argument("--lr", type=float, default=0.05, help="baseline learning rate (SGD, cosine)")
     g.add_argument("--finetune-lr", type=float, default=0.01)
@@ -57,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "per-channel; dorefa is the VW-SDK authors' convention); none: float")
     g.add_argument("--act-bits", type=int, help="quantize layer inputs to this many bits")
     g.add_argument("--max-drop", type=float, default=1.0,
-                   help="rounds stop when accuracy falls more than this many points (default 1.0)")
+                   help="iterative methods: rounds stop when validation accuracy falls more than this "
+                        "many points below the baseline's (default 1.0)")
     g.add_argument("--baseline-dir", help="baseline cache folder (default <out>/baselines)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--preset", default="isaac",
@@ -189,7 +199,8 @@ def _train_and_compress(args: argparse.Namespace, method: Any, options: dict, ar
         model=args.model, data=args.data, method=method.name, array=array, method_options=options,
         mapping=MappingOptions(geometry=args.geometry or "real", search=args.search),
         mapping_methods=_mapping_methods(args), epochs=args.epochs,
-        finetune_epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
+        finetune_epochs=args.finetune_epochs, patience=args.patience, val_fraction=args.val_fraction,
+        batch_size=args.batch_size, lr=args.lr,
         finetune_lr=args.finetune_lr, seed=args.seed, subset=args.subset, test_subset=args.test_subset,
         image_size=args.image_size, quant=args.quant, act_bits=args.act_bits, max_drop=args.max_drop,
         device=args.device, data_root=args.data_root, baseline_dir=args.baseline_dir,
@@ -204,17 +215,37 @@ def _train_and_compress(args: argparse.Namespace, method: Any, options: dict, ar
     return 0
 
 
+def weights_label(quant: str, bits: int) -> str:
+    """How the report's header names the weights: float under ``--quant none`` (the bits only say
+    how the mapping counts columns), else the quantizer; a 2-bit uniform quantizer is ternary.
+
+    >>> weights_label("none", 4), weights_label("uniform", 2)
+    ('float weights (--quant none; mapped as 4-bit)', '2-bit uniform weights (ternary: -1, 0, +1)')
+    """
+    if quant == "none":
+        return f"float weights (--quant none; mapped as {bits}-bit)"
+    ternary = " (ternary: -1, 0, +1)" if quant == "uniform" and bits == 2 else ""
+    return f"{bits}-bit {quant} weights{ternary}"
+
+
 def report_table(report: Any) -> str:
     """Baseline vs compressed per mapping method, then the rounds."""
     a = report.array
     title = (f"{report.model} on {report.data}, {report.method} on {a.rows}x{a.cols} arrays "
-             f"({a.weight_bits}-bit weights in {a.cell_bits}-bit cells, C'={a.usable_cols})")
-    head = ["network", "accuracy", "parameters", "nonzero weights"]
+             f"({weights_label(report.config.get('quant', 'uniform'), a.weight_bits)} in "
+             f"{a.cell_bits}-bit cells, C'={a.usable_cols})")
+    head = ["network", "test accuracy", "validation accuracy", "parameters",
+            "nonzero after compression", "nonzero as programmed"]
     rows = []
-    for label, acc, dep in (("baseline", report.baseline_accuracy, report.baseline),
-                            ("compressed", report.compressed_accuracy, report.compressed)):
-        rows.append([label, f"{100 * acc:.2f}%", dep.parameters, dep.nonzero_weights])
+    for label, acc, vacc, dep in (
+            ("baseline", report.baseline_accuracy, report.baseline_val_accuracy, report.baseline),
+            ("compressed", report.compressed_accuracy, report.compressed_val_accuracy,
+             report.compressed)):
+        rows.append([label, f"{100 * acc:.2f}%", "-" if vacc is None else f"{100 * vacc:.2f}%",
+                     dep.parameters, dep.nonzero_compression, dep.nonzero_weights])
     parts = [render_table(head, rows, title)]
+    if report.rule:
+        parts.append(f"rule: {report.rule}")
     mrows = []
     for m in (*report.baseline.mapping.methods, "best"):
         b, d = report.baseline.summary(m), report.compressed.summary(m)
@@ -232,9 +263,12 @@ def report_table(report: Any) -> str:
             parts.append(f"\nmatched on {on}: target {match['target']:g}, reached {match['achieved']:g}"
                          f" (keep fraction {match['keep_fraction']:.4f})")
     if report.rounds:
-        rrows = [[r.index, f"{100 * r.accuracy:.2f}%", "kept" if r.accepted else "discarded",
+        rrows = [[r.index, f"{100 * r.accuracy:.2f}%",
+                  "-" if r.test_accuracy is None else f"{100 * r.test_accuracy:.2f}%",
+                  "-" if r.epochs is None else r.epochs, "kept" if r.accepted else "discarded",
                   round(r.seconds, 1)] for r in report.rounds]
-        parts.append(render_table(["round", "accuracy", "result", "seconds"], rrows, "\nrounds"))
+        parts.append(render_table(["round", "rule accuracy", "test accuracy", "epochs", "result",
+                                   "seconds"], rrows, "\nrounds"))
     s = report.seconds
     parts.append(f"\naccuracy drop {report.accuracy_drop:.2f} points; baseline training "
                  f"{s['baseline_training']:.0f} s, rounds {s['rounds']:.0f} s, this call "

@@ -223,10 +223,18 @@ class DeployedLayer:
     quantized: bool = False
     origin: str = ""
     skipped_rows: Mapping[str, int] = field(default_factory=dict, compare=False)
+    #: Non-zero weights the compression left (float weights times the method's mask), before the
+    #: quantizer rounds small weights to 0; None: same as :attr:`nonzero` (float weights deployed).
+    nonzero_before_quant: int | None = field(default=None, compare=False)
 
     @property
     def nonzero(self) -> int:
         return int(np.count_nonzero(self.weight))
+
+    @property
+    def nonzero_compression(self) -> int:
+        """Non-zero weights after compression alone (quantization zeros not counted)."""
+        return self.nonzero if self.nonzero_before_quant is None else self.nonzero_before_quant
 
     @property
     def zero_rows(self) -> int:
@@ -235,8 +243,9 @@ class DeployedLayer:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.layer.name, "origin": self.origin or self.layer.name,
                 "in_channels": self.layer.in_channels, "out_channels": self.layer.out_channels,
-                "kernel_size": list(self.layer.kernel_size), "input_size": list(self.layer.input_size),
+                "kernel_size": [self.layer.Kh, self.layer.Kw], "input_size": [self.layer.H, self.layer.W],
                 "weights": self.layer.weight_count, "nonzero": self.nonzero,
+                "nonzero_compression": self.nonzero_compression,
                 "zero_im2col_rows": self.zero_rows, "quantized": self.quantized,
                 "skipped_rows": dict(self.skipped_rows)}
 
@@ -276,7 +285,13 @@ class DeployedNetwork:
 
     @property
     def nonzero_weights(self) -> int:
+        """Non-zero weights as programmed (compression zeros and quantization zeros both removed)."""
         return sum(d.nonzero for d in self.layers)
+
+    @property
+    def nonzero_compression(self) -> int:
+        """Non-zero weights the compression left, before quantization rounds any to zero."""
+        return sum(d.nonzero_compression for d in self.layers)
 
     def summary(self, method: str) -> MappingSummary:
         """Totals of ``method`` (or ``"best"``): cycles, preloaded arrays, utilization."""
@@ -300,6 +315,8 @@ class DeployedNetwork:
         d: dict[str, Any] = {
             "parameters": self.parameters, "weights": self.weights,
             "nonzero_weights": self.nonzero_weights,
+            "nonzero_compression": self.nonzero_compression,
+            "zeroed_by_quantization": self.nonzero_compression - self.nonzero_weights,
             "mapping": {m: {**s.to_dict(), "energy_j": self.energy_j(m)}
                         for m, s in self.summaries().items()},
             "layers": [l.to_dict() for l in self.layers],
@@ -325,14 +342,17 @@ class RoundRecord:
     """One round: what the method changed, the accuracy after fine-tuning, and whether it was kept."""
 
     index: int
-    accuracy: float
+    accuracy: float  # what the rule reads: validation accuracy (test accuracy without a split)
     accepted: bool
     seconds: float
     summary: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    test_accuracy: float | None = None
+    epochs: int | None = None  # fine-tuning epochs run (early stopping may end before the budget)
 
     def to_dict(self) -> dict[str, Any]:
         return {"round": self.index, "accuracy": self.accuracy, "accepted": self.accepted,
-                "seconds": self.seconds, "summary": dict(self.summary)}
+                "seconds": self.seconds, "summary": dict(self.summary),
+                "test_accuracy": self.test_accuracy, "epochs": self.epochs}
 
 
 @dataclass(frozen=True)
@@ -352,6 +372,11 @@ class CompressionReport:
     rounds: tuple[RoundRecord, ...]
     seconds: Mapping[str, float]
     config: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: Accuracies on the held-out validation split (None without one); the rule reads these.
+    baseline_val_accuracy: float | None = None
+    compressed_val_accuracy: float | None = None
+    #: How rounds were accepted, in words (e.g. the drop rule, or why it did not apply).
+    rule: str = ""
 
     @property
     def accuracy_drop(self) -> float:
@@ -371,6 +396,9 @@ class CompressionReport:
             "baseline": {"accuracy": self.baseline_accuracy, **self.baseline.to_dict()},
             "compressed": {"accuracy": self.compressed_accuracy, **self.compressed.to_dict()},
             "accuracy_drop_pct": self.accuracy_drop,
+            "validation_accuracy": {"baseline": self.baseline_val_accuracy,
+                                    "compressed": self.compressed_val_accuracy},
+            "rule": self.rule,
             "speedup": {m: self.speedup(m) for m in methods},
             "rounds": [r.to_dict() for r in self.rounds],
             "seconds": dict(self.seconds),

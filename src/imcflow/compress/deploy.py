@@ -37,6 +37,19 @@ def deployed_weight(module: nn.Conv2d | nn.Linear) -> tuple[np.ndarray, bool]:
     return masked_float_weight(module).cpu().numpy().copy(), False
 
 
+def nonzero_before_quant(module: nn.Module) -> int:
+    """Non-zero float weights of ``module`` after its mask (what the compression left), before any
+    quantizer rounds small weights to zero."""
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        return 0
+    w = weight.detach()
+    mask = getattr(module, "weight_mask", None)
+    if isinstance(mask, torch.Tensor) and mask.shape == w.shape:
+        w = w * mask
+    return int(torch.count_nonzero(w))
+
+
 def count_parameters(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
@@ -61,7 +74,8 @@ def deploy(model: nn.Module, input_shape: Sequence[int], array: ArraySpec,
         if tuple(weight.shape) != expected:
             raise ConfigError(f"layer {lname!r}: deployed weight shape {tuple(weight.shape)} does not "
                               f"match the layer record {expected}")
-        layers.append(DeployedLayer(rec, weight, quantized, origin=lname))
+        layers.append(DeployedLayer(rec, weight, quantized, origin=lname,
+                                    nonzero_before_quant=nonzero_before_quant(module) if quantized else None))
     deployed_layers = tuple(layers)
     if method is not None and ctx is not None:
         deployed_layers = tuple(method.annotate(model, deployed_layers, ctx))

@@ -109,7 +109,8 @@ class LowRank(CompressionMethod):
                 continue
             ds = [by_name[p] for p in parts]
             flat = np.concatenate([d.weight.reshape(-1) for d in ds])[None, :]
-            out.append(DeployedLayer(record, flat, all(d.quantized for d in ds), origin=name))
+            out.append(DeployedLayer(record, flat, all(d.quantized for d in ds), origin=name,
+                                     nonzero_before_quant=sum(d.nonzero_compression for d in ds)))
         return tuple(out)
 
 

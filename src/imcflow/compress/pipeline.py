@@ -21,9 +21,17 @@ Seeding: :func:`imcflow.seeding.seed_everything` runs with ``seed`` before the d
 model are built, and with a seed derived from ``seed`` and the round index before every round, so a
 round draws the same numbers whether the baseline was just trained or reused from the cache.
 
-The acceptance rule (VWC-SDK's, for every iterative method): after each round's fine-tuning the
-accuracy may be at most ``max_drop`` percentage points below the baseline's; the first round that
-breaks it is discarded and the rounds stop, so the reported model is the last one that kept it.
+Data: a seeded ``val_fraction`` of the training images (default 10 %, :func:`~imcflow.train.
+split_validation`) is held out as the validation split; every stopping rule reads it, never the test
+set. Baselines train for ``epochs``; every round fine-tunes until the validation accuracy has not
+risen for ``patience`` epochs, or for ``finetune_epochs`` (the budget) at most.
+
+The acceptance rule (VWC-SDK's) applies to iterative methods only (``method.iterative``): after each
+round's fine-tuning the validation accuracy may be at most ``max_drop`` percentage points below the
+baseline's; the first round that breaks it is discarded and the rounds stop, so the reported model
+is the last one that kept it. A non-iterative method (low rank, the pruning baselines) is applied
+once and always reported, whatever its accuracy. Reported accuracies are on the test set, with the
+validation accuracies beside them.
 """
 from __future__ import annotations
 
@@ -58,7 +66,11 @@ class CompressConfig:
     """Everything a compression run depends on. ``quant``: the weight quantizer trained in (QAT) at
     the array's ``weight_bits`` (``none``: float training, float weights reported). ``max_drop``:
     allowed accuracy drop in percentage points. ``subset``/``test_subset``: seeded random subsets.
-    ``cost_preset``: hardware preset for energy/latency/area (None: no cost model numbers)."""
+    ``cost_preset``: hardware preset for energy/latency/area (None: no cost model numbers).
+    ``val_fraction``: held-out share of the training images for the stopping rules (0: none, the
+    rules then read the test set). ``finetune_epochs``: the fine-tuning budget per round;
+    ``patience``: stop a round's fine-tuning after this many epochs without a rise in validation
+    accuracy (0: always run the budget)."""
 
     model: str
     data: str
@@ -68,7 +80,9 @@ class CompressConfig:
     mapping: MappingOptions = MappingOptions()
     mapping_methods: tuple[str, ...] = DEFAULT_METHODS
     epochs: int = 5
-    finetune_epochs: int = 2
+    finetune_epochs: int = 10
+    patience: int = 2
+    val_fraction: float = 0.1
     batch_size: int = 128
     lr: float = 0.05
     finetune_lr: float = 0.01
@@ -90,6 +104,9 @@ class CompressConfig:
         check_int("finetune_epochs", self.finetune_epochs, 1)
         check_int("batch_size", self.batch_size, 1)
         check_seed(self.seed)
+        check_int("patience", self.patience, 0)
+        if not isinstance(self.val_fraction, (int, float)) or not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if self.quant not in QUANT_SCHEMES:
             raise ConfigError(f"quant must be one of {', '.join(QUANT_SCHEMES)}, got {self.quant!r}")
         if not self.max_drop >= 0:
@@ -103,7 +120,8 @@ class CompressConfig:
         # shapes a baseline (learning rate, batch size, data folder...), so a cached baseline is
         # only ever reused for the same settings.
         return (f"{self.model}-{self.data}-{in_channels}x{image_size}-{q}-e{self.epochs}"
-                f"-n{self.subset or 'all'}-t{self.test_subset or 'all'}-s{self.seed}"
+                f"-n{self.subset or 'all'}-t{self.test_subset or 'all'}-v{self.val_fraction:g}"
+                f"-s{self.seed}"
                 f"-{short_digest(self.baseline_identity(image_size, in_channels))}")
 
     def baseline_identity(self, image_size: int, in_channels: int) -> dict[str, Any]:
@@ -112,7 +130,7 @@ class CompressConfig:
                 "input": [in_channels, image_size], "quant": self.quant,
                 "weight_bits": self.array.weight_bits, "act_bits": self.act_bits, "epochs": self.epochs,
                 "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed, "subset": self.subset,
-                "test_subset": self.test_subset}
+                "test_subset": self.test_subset, "val_fraction": self.val_fraction}
 
     def identity(self) -> dict[str, Any]:
         """Everything that shapes the rounds, as plain JSON values: a resumed run must match it. Not
@@ -151,7 +169,10 @@ def _data(config: CompressConfig):
                          subset=config.subset, seed=config.seed)
     test = load_dataset(config.data, "test", root=config.data_root, image_size=size,
                         subset=config.test_subset, seed=config.seed)
-    return train, test, (train.in_channels, size, size)
+    from imcflow.train import split_validation
+
+    train, val = split_validation(train, config.val_fraction, config.seed)
+    return train, val, test, (train.in_channels, size, size)
 
 
 def _recipe(config: CompressConfig, train: Any, input_shape: tuple[int, int, int]):
@@ -182,8 +203,9 @@ def _train_config(config: CompressConfig, epochs: int, lr: float, seed: int):
 
 
 def train_baseline(config: CompressConfig, train: Any, test: Any, input_shape: tuple[int, int, int],
-                   progress: bool = True) -> tuple[torch.nn.Module, float, float]:
-    """The cached baseline: (model, test accuracy, seconds spent training now; 0 when reused)."""
+                   progress: bool = True, val: Any = None) -> tuple[torch.nn.Module, float, float, float]:
+    """The cached baseline: (model, test accuracy, validation accuracy (the test accuracy without a
+    validation split), seconds spent training now; 0 when reused)."""
     from imcflow.train import evaluate, fit
     from imcflow.train.checkpoint import load_checkpoint, load_weights, save_checkpoint
 
@@ -200,24 +222,26 @@ def train_baseline(config: CompressConfig, train: Any, test: Any, input_shape: t
                                  f"({state.get('baseline_identity')} vs {ident}); delete it")
         load_weights(model, state["model"], str(final))
         _log(progress, f"baseline reused: {final} (accuracy {state['accuracy']:.4f})")
-        return model, float(state["accuracy"]), 0.0
+        return model, float(state["accuracy"]), float(state.get("val_accuracy", state["accuracy"])), 0.0
     _log(progress, f"training baseline {config.model} on {config.data} for {config.epochs} epochs "
                    f"-> {folder}")
     t0 = time.perf_counter()
     data_spec = _data_spec(config, train, input_shape)
     train_config = _train_config(config, config.epochs, config.lr, config.seed)
-    result = fit(model, train, test, train_config, checkpoint_dir=folder, resume=True,
-                 progress=progress, model_spec=recipe, data_spec=data_spec)
+    result = fit(model, train, test if val is None else val, train_config, checkpoint_dir=folder,
+                 resume=True, progress=progress, model_spec=recipe, data_spec=data_spec)
     seconds = time.perf_counter() - t0
     acc = evaluate(model, test)
+    val_acc = acc if val is None else evaluate(model, val)
     # A training checkpoint (no optimizer state) that 'imcflow eval' can read; written atomically, so
     # a half-written baseline is never reused.
     save_checkpoint(final, {"model_spec": recipe.to_dict(), "model": model.state_dict(),
                             "epoch": config.epochs, "history": [r.to_dict() for r in result.history],
                             "config": train_config.to_dict(), "data": data_spec, "accuracy": acc,
+                            "val_accuracy": val_acc,
                             "baseline_identity": ident, "compress_config": config.to_dict()})
-    _log(progress, f"baseline accuracy {acc:.4f} ({seconds:.0f} s)")
-    return model, acc, seconds
+    _log(progress, f"baseline accuracy {acc:.4f}, validation {val_acc:.4f} ({seconds:.0f} s)")
+    return model, acc, val_acc, seconds
 
 
 def _save_model(model: torch.nn.Module, path: Path) -> None:
@@ -266,7 +290,7 @@ def run_compression(config: CompressConfig, progress: bool = True,
 
     ``out_dir`` must not hold a run unless ``resume`` (continue it; the settings must match) or
     ``overwrite`` (start again); see the module docstring."""
-    from imcflow.train import evaluate, fit
+    from imcflow.train import Plateau, evaluate, fit
 
     t_start = time.perf_counter()
     method = get_method(config.method)
@@ -274,13 +298,16 @@ def run_compression(config: CompressConfig, progress: bool = True,
     out = claim_run_dir(config.out_dir, RUN_FILES, resume, overwrite, "--out")
     saved = _resumable_state(out, config) if resume else None
     seed_everything(config.seed)  # before any data, model or sampler exists
-    train, test, input_shape = _data(config)
-    baseline, base_acc, base_seconds = train_baseline(config, train, test, input_shape, progress)
+    train, val, test, input_shape = _data(config)
+    baseline, base_test, base_acc, base_seconds = train_baseline(config, train, test, input_shape,
+                                                                 progress, val)
+    judge = test if val is None else val  # what the stopping rules read
 
     state_file = out / "state.json"
     state: dict[str, Any] = saved or {"key": config.run_key(), "config": config.identity(), "rounds": [],
                                       "finished": False}
-    rounds = [RoundRecord(r["round"], r["accuracy"], r["accepted"], r["seconds"], r.get("summary", {}))
+    rounds = [RoundRecord(r["round"], r["accuracy"], r["accepted"], r["seconds"], r.get("summary", {}),
+                          r.get("test_accuracy"), r.get("epochs"))
               for r in state["rounds"]]
 
     def save_state() -> None:
@@ -291,6 +318,7 @@ def run_compression(config: CompressConfig, progress: bool = True,
     model = _load_model(out / f"round{accepted[-1].index}" / "done.pt") if accepted else \
         _load_model_copy(baseline)
     accuracy = accepted[-1].accuracy if accepted else base_acc
+    test_accuracy = accepted[-1].test_accuracy if accepted else base_test
     index = len(rounds)
     # A non-iterative method that finished its one round (but not the report) is not applied twice.
     stop = (state["finished"] or any(not r.accepted for r in rounds)
@@ -314,19 +342,24 @@ def run_compression(config: CompressConfig, progress: bool = True,
             candidate, summary = step.model, dict(step.summary)
             atomic_write_json(folder / "summary.json", summary, default=str)
             _save_model(candidate, pruned_file)
-        _log(progress, f"round {index}: {method.name} applied; fine-tuning {config.finetune_epochs} epoch(s)")
+        _log(progress, f"round {index}: {method.name} applied; fine-tuning up to "
+                       f"{config.finetune_epochs} epoch(s), patience {config.patience}")
         hooks = method.hooks(candidate, ctx)
-        fit(candidate, train, test, _train_config(config, config.finetune_epochs, config.finetune_lr,
-                                                  derive_seed(config.seed, "finetune", index)),
-            checkpoint_dir=folder, resume=True, extra_loss=hooks.extra_loss,
-            after_step=hooks.after_step, progress=progress)
-        acc = evaluate(candidate, test)
-        ok = 100.0 * (base_acc - acc) <= config.max_drop
-        record = RoundRecord(index, acc, ok, time.perf_counter() - t0, summary)
+        tuned = fit(candidate, train, judge,
+                    _train_config(config, config.finetune_epochs, config.finetune_lr,
+                                  derive_seed(config.seed, "finetune", index)),
+                    checkpoint_dir=folder, resume=True, extra_loss=hooks.extra_loss,
+                    after_step=hooks.after_step, progress=progress, stop=Plateau(config.patience))
+        acc = evaluate(candidate, judge)
+        acc_test = acc if val is None else evaluate(candidate, test)
+        # The drop rule is for iterative methods: a one-shot method is always reported.
+        ok = (not method.iterative) or 100.0 * (base_acc - acc) <= config.max_drop
+        record = RoundRecord(index, acc, ok, time.perf_counter() - t0, summary, acc_test,
+                             len(tuned.history))
         rounds.append(record)
         if ok:
             _save_model(candidate, folder / "done.pt")
-            model, accuracy = candidate, acc
+            model, accuracy, test_accuracy = candidate, acc, acc_test
         save_state()
         if on_round is not None:
             on_round(record)
@@ -347,10 +380,17 @@ def run_compression(config: CompressConfig, progress: bool = True,
     seconds = {"baseline_training": base_seconds,
                "rounds": sum(r.seconds for r in rounds),
                "total_this_call": time.perf_counter() - t_start}
+    split = "validation" if val is not None else "test"
+    rule = (f"rounds kept while the {split} accuracy is at most {config.max_drop:g} points below the "
+            f"baseline's (iterative method)" if method.iterative else
+            "drop rule not applied: non-iterative method, applied once and always reported")
+    final_test = float(test_accuracy if test_accuracy is not None else accuracy)
     report = CompressionReport(config.model, config.data, method.name, options, config.array,
-                               config.mapping, base_acc, accuracy, deployed_base, deployed,
+                               config.mapping, base_test, final_test, deployed_base, deployed,
                                tuple(rounds), seconds,
-                               {**config.to_dict(), "input_shape": list(input_shape)})
+                               {**config.to_dict(), "input_shape": list(input_shape)},
+                               None if val is None else base_acc,
+                               None if val is None else accuracy, rule)
     atomic_write_json(out / "report.json", report.to_dict(), default=str)
     return report
 

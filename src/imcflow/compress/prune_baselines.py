@@ -146,8 +146,8 @@ def bisect_keep(measure: Callable[[float], float], target: float, steps: int
     """The largest keep fraction f (to 2^-steps) whose ``measure(f) <= target``, for a measure that
     grows with f: ``(f, measure(f), measure(f + one step))``; f = 1 when nothing needs pruning.
 
-    >>> bisect_keep(lambda f: round(100 * f), 37, 10)[:2]
-    (0.3701171875, 37)
+    >>> bisect_keep(lambda f: round(100 * f), 37, 10)  # 100 f rounds to 37 up to f < 0.375
+    (0.3740234375, 37, 38)
     """
     check_int("steps", steps, 1, 40)
     top = measure(1.0)

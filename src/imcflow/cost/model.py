@@ -59,10 +59,15 @@ def cost_factors(name: str, plan: LayerMapping, parts: list[LayerCounts], preset
     when preloaded, and is one array's when time-multiplexed."""
     costs = [cost_layer(c, preset, array, mode) for c in parts]
     energy = {k: sum(c.energy_breakdown_j[k] for c in costs) for k in costs[0].energy_breakdown_j}
-    join_area = sum if check_mode(mode) == "preloaded" else max
-    area = {k: (None if any(c.area_breakdown_mm2[k] is None for c in costs)
-                else float(join_area(c.area_breakdown_mm2[k] for c in costs)))
-            for k in costs[0].area_breakdown_mm2}
+    preloaded = check_mode(mode) == "preloaded"
+
+    def join_area(values: list[float | None]) -> float | None:
+        known = [float(v) for v in values if v is not None]
+        if len(known) < len(values):
+            return None
+        return float(sum(known)) if preloaded else max(known)
+
+    area = {k: join_area([c.area_breakdown_mm2[k] for c in costs]) for k in costs[0].area_breakdown_mm2}
     latencies = [c.latency_s for c in costs]
     latency = max(latencies) if getattr(plan, "combine", "sum") == "pipelined" else sum(latencies)
     return LayerCost(ops=sum(c.ops for c in costs), latency_s=latency, energy_breakdown_j=energy,

@@ -137,14 +137,17 @@ def traced_network(name: str, input_shape: tuple[int, ...] | None = None) -> Net
     if len(shape) != 3:
         raise ConfigError(f"model {name!r}: --input must be CxHxW (e.g. "
                           f"{'x'.join(map(str, spec.input_shape))}), got {'x'.join(map(str, shape))}")
-    return _traced(name, shape)  # type: ignore[arg-type]
+    return _traced(name, shape)
 
 
 def _register_with_networks() -> None:
     from imcflow.networks import register_builtin
 
+    def builder(name: str) -> Callable[[tuple[int, ...] | None], Network]:
+        return lambda shape: traced_network(name, shape)
+
     for model_name in MODELS:
-        register_builtin(model_name, lambda shape, n=model_name: traced_network(n, shape))
+        register_builtin(model_name, builder(model_name))
 
 
 _register_with_networks()

@@ -19,6 +19,10 @@ from imcflow.models.resnet_imagenet import BasicBlock, conv1x1, conv3x3
 
 
 class CifarResNet(nn.Module):
+    layer1: nn.Sequential  # set by setattr in the stage loop
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+
     def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3,
                  widths: tuple[int, int, int] = (16, 32, 64)) -> None:
         super().__init__()
@@ -69,6 +73,10 @@ class WideBlock(nn.Module):
 
 
 class WideResNet(nn.Module):
+    layer1: nn.Sequential  # set by setattr in the stage loop
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+
     def __init__(self, depth: int = 16, widen: int = 4, num_classes: int = 10, in_channels: int = 3,
                  dropout: float = 0.3) -> None:
         super().__init__()

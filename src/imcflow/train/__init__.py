@@ -7,7 +7,9 @@ Public API: :func:`~imcflow.train.datasets.load_dataset`, :func:`~imcflow.train.
 from imcflow.train.checkpoint import ModelRecipe, load_checkpoint, rebuild_model, save_checkpoint
 from imcflow.train.datasets import DatasetInfo, ImageDataset, dataset_info, dataset_names, load_dataset
 from imcflow.train.loop import EpochRecord, TrainConfig, TrainResult, evaluate, fit, prepare_inputs
+from imcflow.train.stopping import Plateau, split_validation
 
-__all__ = ["DatasetInfo", "EpochRecord", "ImageDataset", "ModelRecipe", "TrainConfig", "TrainResult",
+__all__ = ["DatasetInfo", "EpochRecord", "ImageDataset", "ModelRecipe", "Plateau", "TrainConfig",
+           "TrainResult",
            "dataset_info", "dataset_names", "evaluate", "fit", "load_checkpoint", "load_dataset",
-           "prepare_inputs", "rebuild_model", "save_checkpoint"]
+           "prepare_inputs", "rebuild_model", "save_checkpoint", "split_validation"]

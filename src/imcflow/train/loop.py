@@ -278,10 +278,15 @@ def fit(model: nn.Module, train_set: Any, test_set: Any = None, config: TrainCon
         extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
         after_step: Callable[[nn.Module], None] | None = None, progress: bool = True,
         model_spec: ModelRecipe | None = None, data_spec: dict[str, Any] | None = None,
-        overwrite: bool = False) -> TrainResult:
+        overwrite: bool = False,
+        stop: Callable[[list[EpochRecord]], bool] | None = None) -> TrainResult:
     """Train ``model`` in place with cross-entropy (+ ``extra_loss(model)``), one checkpoint per epoch.
 
     ``after_step(model)`` runs after every optimizer step (re-apply masks or projections there).
+    ``stop(history)`` runs after every epoch (and once after a resume); True ends training there
+    (early stopping on the accuracy of ``test_set``, which is then the validation split, e.g.
+    :class:`~imcflow.train.stopping.Plateau`); ``config.epochs`` stays the budget and the schedule's
+    length.
     With ``resume=True`` and a checkpoint in ``checkpoint_dir``, training continues after the last
     completed epoch (without one it starts fresh); the checkpoint must come from the same run
     (:func:`run_identity`: configuration, model, data settings and the data itself), else
@@ -332,7 +337,8 @@ def fit(model: nn.Module, train_set: Any, test_set: Any = None, config: TrainCon
     from tqdm.auto import tqdm
 
     show = progress and sys.stderr.isatty()
-    for epoch in range(start_epoch, config.epochs):
+    stopped = stop is not None and bool(history) and stop(history)  # a resumed run that had stopped
+    for epoch in range(start_epoch, config.epochs if not stopped else start_epoch):
         t0 = time.perf_counter()
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
@@ -383,6 +389,8 @@ def fit(model: nn.Module, train_set: Any, test_set: Any = None, config: TrainCon
                 "scheduler": {"step": step}, "rng": capture_rng_state(gens),
                 "epoch": epoch + 1, "history": [r.to_dict() for r in history],
                 "config": config.to_dict(), "data": dict(data_spec or {}), "identity": identity})
+        if stop is not None and stop(history):
+            break
     final = history[-1].test_accuracy if history else None
     return TrainResult(tuple(history), final, sum(r.seconds for r in history), resumed_from,
                        str(ckpt_file) if ckpt_file is not None else None)
