@@ -43,7 +43,7 @@ from imcflow.hardware.array import parse_array
 from imcflow.io import atomic_write_json
 from imcflow.mapping import MappingOptions
 from imcflow.models import create_model
-from imcflow.report.results import markdown_table, write_results
+from imcflow.report.results import add_results_arguments, markdown_table, results_path, write_results
 from imcflow.seeding import seed_everything
 from imcflow.train import Plateau, TrainConfig, evaluate, fit, load_dataset, split_validation
 
@@ -73,12 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="what filter-prune is matched on: params, or cycles:MAPPING (group low rank's "
                         "cycles under MAPPING on the first array)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="runs/exp_lowrank")
-    p.add_argument("--results", help="Markdown table file (default docs/results/exp_lowrank.md; with "
-                                     "--smoke <out>/exp_lowrank.md)")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds: synthetic 16x16 data, 64 images, one budget, array, seed and epoch each")
+    add_results_arguments(p, "exp_lowrank", "seconds: synthetic 16x16 data, 64 images, one budget, "
+                                            "array, seed and epoch each")
     args = p.parse_args(argv)
     if args.smoke:
         args.data, args.train, args.test, args.epochs, args.finetune = "synthetic", 64, 32, 1, 1
@@ -87,8 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for m in args.match:
         if m != "params" and not (m.startswith("cycles:") and m[7:] in MAPPINGS):
             p.error(f"--match {m!r}: allowed: params, cycles:{{{','.join(MAPPINGS)}}}")
-    args.results = args.results or (os.path.join(args.out, "exp_lowrank.md") if args.smoke
-                                    else os.path.join("docs", "results", "exp_lowrank.md"))
+    args.results = results_path(args, "exp_lowrank")
     return args
 
 

@@ -27,7 +27,7 @@ from imcflow.compress.pipeline import CompressConfig, run_compression
 from imcflow.compress.seeds import spread
 from imcflow.hardware.array import parse_array
 from imcflow.io import atomic_write_json
-from imcflow.report.results import markdown_table, write_results
+from imcflow.report.results import add_results_arguments, markdown_table, results_path, write_results
 
 MODELS = {  # model -> baseline epochs (CNN-8 trains ~7x faster per epoch than ResNet-20)
     "resnet20": 4,
@@ -42,7 +42,6 @@ COLUMNS = ["model", "array", "top-1 before % (mean +- std, min-max)", "top-1 aft
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="runs/exp_vwc_sdk")
     p.add_argument("--data", default="mnist")
     p.add_argument("--subset", type=int, default=4000, help="training images (seeded subset)")
     p.add_argument("--test-subset", type=int, default=1000, help="test images (seeded subset)")
@@ -54,14 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="weight quantizer (default dorefa, the authors' convention: at 2 bits four "
                         "levels, no zero, unlike the ternary 2-bit uniform)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", default="resnet20,cnn8")
     p.add_argument("--arrays", default=",".join(ARRAYS))
     p.add_argument("--epochs", type=int, help="baseline epochs for every model (default per model)")
-    p.add_argument("--results", help="Markdown table file (default docs/results/exp_vwc_sdk.md; with "
-                                     "--smoke <out>/exp_vwc_sdk.md)")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds: CNN-8 on synthetic data, 128 images, one array, seed and epoch")
+    add_results_arguments(p, "exp_vwc_sdk", "seconds: CNN-8 on synthetic data, 128 images, one array, "
+                                            "seed and epoch")
     args = p.parse_args(argv)
     if args.smoke:
         args.data, args.subset, args.test_subset, args.finetune_epochs = "synthetic", 128, 64, 1
@@ -69,8 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [m for m in args.models.split(",") if m not in MODELS]
     if unknown:
         p.error(f"--models: unknown {unknown}; allowed: {', '.join(MODELS)}")
-    args.results = args.results or (os.path.join(args.out, "exp_vwc_sdk.md") if args.smoke
-                                    else os.path.join("docs", "results", "exp_vwc_sdk.md"))
+    args.results = results_path(args, "exp_vwc_sdk")
     return args
 
 

@@ -4,35 +4,19 @@ measure equals what the deployed model maps to."""
 import copy
 
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+# The same seeded ResNet-20 (1x32x32), 128x128 array and method context as the low-rank tests.
+import test_lowrank_methods as lowrank_tests
 from imcflow.compress import prune_baselines  # noqa: F401  (registration)
-from imcflow.compress.base import CompressionContext, get_method
-from imcflow.compress.deploy import deploy, extract_network
+from imcflow.compress.deploy import deploy
 from imcflow.compress.prune_baselines import bisect_keep
 from imcflow.errors import ConfigError
-from imcflow.hardware.array import ArraySpec
 from imcflow.mapping import DEFAULT_METHODS, MappingOptions
 
-torch.set_num_threads(1)
-SHAPE = (1, 16, 16)
-ARRAY = ArraySpec(128, 128)
-
-
-def _ctx(model, method, **options):
-    m = get_method(method)
-    return m, CompressionContext(ARRAY, MappingOptions(), m.resolve_options(options),
-                                 extract_network(model, SHAPE), SHAPE)
-
-
-@pytest.fixture(scope="module")
-def base():
-    from imcflow.models import create_model
-
-    torch.manual_seed(0)
-    return create_model("resnet20", 10, 1).eval()
+ARRAY, SHAPE, _ctx = lowrank_tests.ARRAY, lowrank_tests.SHAPE, lowrank_tests._ctx
+resnet20 = lowrank_tests.base  # the module-scoped fixture, collected here under this name
 
 
 @settings(max_examples=60, derandomize=True)
@@ -58,10 +42,10 @@ def test_bisection_is_never_above_and_within_one_step(steps, target, n):
 
 
 @pytest.mark.parametrize("mapping", ["sdk", "vwsdk", "flex"])
-def test_filter_prune_matches_cycles_under_the_named_mapping(base, mapping):
-    dense = deploy(base, SHAPE, ARRAY, DEFAULT_METHODS, MappingOptions())
+def test_filter_prune_matches_cycles_under_the_named_mapping(resnet20, mapping):
+    dense = deploy(resnet20, SHAPE, ARRAY, DEFAULT_METHODS, MappingOptions())
     target = dense.summary(mapping).cycles * 6 // 10
-    model = copy.deepcopy(base)
+    model = copy.deepcopy(resnet20)
     m, ctx = _ctx(model, "filter-prune", target_cycles=target, match_mapping=mapping, steps=7)
     step = m.apply(model, ctx)
     match = step.summary["match"]
@@ -72,10 +56,10 @@ def test_filter_prune_matches_cycles_under_the_named_mapping(base, mapping):
     assert step.summary["cycles"] == {k: pruned.summary(k).cycles for k in (*DEFAULT_METHODS, "best")}
 
 
-def test_filter_prune_matches_energy(base):
-    dense = deploy(base, SHAPE, ARRAY, ("vwsdk",), MappingOptions(), cost_preset="isaac")
+def test_filter_prune_matches_energy(resnet20):
+    dense = deploy(resnet20, SHAPE, ARRAY, ("vwsdk",), MappingOptions(), cost_preset="isaac")
     target = 0.7 * dense.energy_j("vwsdk")
-    model = copy.deepcopy(base)
+    model = copy.deepcopy(resnet20)
     m, ctx = _ctx(model, "filter-prune", target_energy_j=target, match_mapping="vwsdk", steps=6)
     match = m.apply(model, ctx).summary["match"]
     assert match["on"] == "energy_j" and match["achieved"] <= target < match["next_step"]
@@ -83,12 +67,12 @@ def test_filter_prune_matches_energy(base):
     assert pruned.energy_j("vwsdk") == pytest.approx(match["achieved"], rel=1e-12)
 
 
-def test_magnitude_prune_cannot_buy_cycles(base):
-    dense = deploy(base, SHAPE, ARRAY, ("sdk",), MappingOptions()).summary("sdk").cycles
-    m, ctx = _ctx(copy.deepcopy(base), "magnitude-prune", target_cycles=dense - 1, match_mapping="sdk")
+def test_magnitude_prune_cannot_buy_cycles(resnet20):
+    dense = deploy(resnet20, SHAPE, ARRAY, ("sdk",), MappingOptions()).summary("sdk").cycles
+    m, ctx = _ctx(copy.deepcopy(resnet20), "magnitude-prune", target_cycles=dense - 1, match_mapping="sdk")
     with pytest.raises(ConfigError, match="unstructured zeros do not change the mapped shapes"):
-        m.apply(copy.deepcopy(base), ctx)
-    model = copy.deepcopy(base)
+        m.apply(copy.deepcopy(resnet20), ctx)
+    model = copy.deepcopy(resnet20)
     m, ctx = _ctx(model, "magnitude-prune", target_cycles=dense, match_mapping="sdk")
     step = m.apply(model, ctx)
     assert step.summary["match"]["achieved"] == dense and step.summary["sparsity"] == 0.0
@@ -99,7 +83,7 @@ def test_magnitude_prune_cannot_buy_cycles(base):
     ({"target_cycles": 10, "target_params": 1000}, "not several"),
     ({"match_mapping": "nope"}, "allowed: im2col, sdk, vwsdk, flex, best"),
 ])
-def test_target_errors_name_the_options(base, options, message):
+def test_target_errors_name_the_options(resnet20, options, message):
     with pytest.raises(ConfigError, match=message):
-        m, ctx = _ctx(copy.deepcopy(base), "filter-prune", **options)
-        m.apply(copy.deepcopy(base), ctx)
+        m, ctx = _ctx(copy.deepcopy(resnet20), "filter-prune", **options)
+        m.apply(copy.deepcopy(resnet20), ctx)

@@ -9,8 +9,9 @@ import json
 import pytest
 import torch
 
+import test_compress_pipeline as pipeline_tests
 from imcflow.cli import main
-from imcflow.compress import CompressionMethod, StepResult, register_method
+from imcflow.compress import register_method
 from imcflow.compress.pipeline import CompressConfig, run_compression
 from imcflow.compress.seeds import compare_arms, run_compression_seeds, run_seeds, spread
 from imcflow.errors import ConfigError
@@ -67,18 +68,11 @@ def _config(tmp_path, method: str, run: str = "run", **kw) -> CompressConfig:
     return CompressConfig(**base)
 
 
-class _ZeroOnce(CompressionMethod):
+class _ZeroOnce(pipeline_tests._ZeroEverything):
     """Non-iterative: zeroes every weight; the drop rule must not discard it."""
 
     name = "test-zero-once"
-    description = "test only"
     iterative = False
-
-    def apply(self, model, ctx):
-        for m in model.modules():
-            if hasattr(m, "set_mask"):
-                m.set_mask(torch.zeros_like(m.weight))
-        return StepResult(True, model, {})
 
 
 def test_rule_reads_validation_and_applies_to_iterative_methods_only(tmp_path, monkeypatch):

@@ -246,13 +246,15 @@ def test_coupled_skip_leaves_residual_streams_alone():
 
 
 
-@settings(max_examples=40)
-@given(widths=st.lists(st.integers(4, 96), min_size=2, max_size=4),
+@settings(max_examples=60)
+@given(widths=st.lists(st.integers(4, 96), min_size=2, max_size=5),
        size=st.sampled_from([4, 6, 8]), rows=st.sampled_from([64, 128, 256, 512]),
-       walk=st.sampled_from(["chain", "off"]))
-def test_plan_invariants_on_random_chains(widths, size, rows, walk):
-    # Every round strictly lowers the network's VW-SDK cycles, widths never grow and stay >= 1, and
-    # the last plan leaves no residual (another round would change nothing).
+       walk=st.sampled_from(["chain", "off"]), authors=st.booleans(),
+       search=st.sampled_from(["optimal", "paper"]))
+def test_plan_invariants_on_random_chains(widths, size, rows, walk, authors, search):
+    # Widths never grow and stay >= 1, every round changes something, and the last plan is a fixed
+    # point (another round would change nothing). With require_gain (not the authors' default) every
+    # round also strictly lowers the network's VW-SDK cycles.
     from imcflow.compress.vwc_sdk import plan_round
     from imcflow.mapping import map_network
 
@@ -261,13 +263,17 @@ def test_plan_invariants_on_random_chains(widths, size, rows, walk):
                    for i in range(len(widths)))
     net = Network("n", layers)
     array = ArraySpec(rows, 256)
-    s = PlanSettings(walk_back=walk, require_gain=True)  # strict gain only with require_gain
-    plan = vwc_plan(net, array, settings=s)
+    s = PlanSettings() if authors else PlanSettings(walk_back=walk, require_gain=True,
+                                                    walk_back_rounds="residual")
+    mapping = MappingOptions(search=search if authors else "optimal")
+    plan = vwc_plan(net, array, mapping, settings=s)
     nets = [net] + [r.network for r in plan.rounds]
-    cycles = [map_network(n, array, ("vwsdk",)).totals("vwsdk").cycles for n in nets]
-    assert all(b < a for a, b in zip(cycles, cycles[1:], strict=False))
+    if not authors:
+        cycles = [map_network(n, array, ("vwsdk",)).totals("vwsdk").cycles for n in nets]
+        assert all(b < a for a, b in zip(cycles, cycles[1:], strict=False))
     for before, after in zip(nets, nets[1:], strict=False):
-        for x, y in zip(before.layers, after.layers, strict=False):
+        assert [l.in_channels for l in before.layers] != [l.in_channels for l in after.layers]
+        for x, y in zip(before.layers, after.layers, strict=True):
             assert 1 <= y.out_channels <= x.out_channels and y.in_channels <= x.in_channels
     if len(plan.rounds) < s.max_rounds:
         last = plan.rounds[-1].widths if plan.rounds else {g.name: g.width for g in plan.groups}
@@ -325,41 +331,19 @@ def test_resnet20_wide_plan_reproduces_rcp1(capsys):
 
 
 def test_walk_back_runs_in_rounds_without_a_residual():
-    # a: 8 -> b: 40 channels on 8x8 (ICt of b's reader 10: 40 mod 10 = 0, no residual) -> c: 20 -> d.
-    # Round 1 prunes c's residual; the walk-back then finds b (40) wider than c and removes one block.
-    # With walk_back_rounds="residual" a round without residual never walks back, so plans differ
-    # exactly when such a round occurs; "every" always ends at a fixed point of a whole round.
+    # l2 reads l1's 80 channels on 8x8 with a 6x6-pixel window: ICt = floor(256/36) = 7. Round 1
+    # prunes the residual 80 mod 7 = 3 and walks back one block (77 > 16 -> 70). The authors' scripts
+    # walk back in every round, so l1 then loses 7 channels per round while wider than l2's 16
+    # outputs (63, 56, ..., 14); walking back only after a residual stops after round 1.
     from imcflow.compress.vwc_sdk import plan_round
 
-    layers = (ConvLayer("a", 3, 40, 3, 8, padding=1), ConvLayer("b", 40, 24, 3, 8, padding=1),
-              ConvLayer("c", 24, 40, 3, 8, padding=1), ConvLayer("d", 40, 8, 3, 8, padding=1))
-    net = Network("n", layers)
+    ch = [3, 25, 80, 16, 40]
+    net = Network("n", tuple(ConvLayer(f"l{i}", ch[i], ch[i + 1], 3, 8, padding=1) for i in range(4)))
+    assert _window(net.layers[2], A256) == (6, 6)
     every = vwc_plan(net, A256, settings=PlanSettings())
-    last = every.rounds[-1].widths
-    _, again = plan_round(net, every.groups, last, A256, every.mapping, PlanSettings())
-    assert again == last
-    widths = [last[g] for g in ("a", "b", "c")]
-    assert widths == sorted(widths)  # non-decreasing along the chain at the fixed point
-
-
-@settings(max_examples=40)
-@given(widths=st.lists(st.integers(4, 96), min_size=2, max_size=5),
-       size=st.sampled_from([4, 6, 8]), rows=st.sampled_from([64, 128, 256, 512]),
-       search=st.sampled_from(["optimal", "paper"]))
-def test_authors_default_reaches_a_fixed_point(widths, size, rows, search):
-    # The default (authors') plan: widths never grow, stay >= 1, and a further round changes nothing.
-    from imcflow.compress.vwc_sdk import plan_round
-
-    chans = [3] + widths
-    net = Network("n", tuple(ConvLayer(f"l{i}", chans[i], chans[i + 1], 3, size, padding=1)
-                             for i in range(len(widths))))
-    array = ArraySpec(rows, 256)
-    s = PlanSettings()
-    plan = vwc_plan(net, array, MappingOptions(search=search), settings=s)
-    prev = {g.name: g.width for g in plan.groups}
-    for r in plan.rounds:
-        assert all(1 <= r.widths[k] <= prev[k] for k in prev) and r.widths != prev
-        prev = r.widths
-    if len(plan.rounds) < s.max_rounds:
-        _, again = plan_round(net, plan.groups, prev, array, plan.mapping, s)
-        assert again == prev
+    assert [r.widths["l1"] for r in every.rounds] == [70, 63, 56, 49, 42, 35, 28, 21, 14]
+    assert every.rounds[-1].widths == {"l0": 10, "l1": 14, "l2": 16}
+    _, again = plan_round(net, every.groups, every.rounds[-1].widths, A256, every.mapping, PlanSettings())
+    assert again == every.rounds[-1].widths  # a fixed point: nothing changes any more
+    residual = vwc_plan(net, A256, settings=PlanSettings(walk_back_rounds="residual"))
+    assert [r.widths for r in residual.rounds] == [{"l0": 17, "l1": 70, "l2": 16}]
