@@ -209,7 +209,8 @@ def run_compare(config: CompareConfig, out_dir: str | os.PathLike, progress: boo
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for arm in config.arms:
         def one(seed: int, arm: Arm = arm) -> dict[str, float]:
-            report = run_compression(arm_config(arm, seed), progress=progress)
+            # resume=True: a finished (arm, seed) is read back, an interrupted one continues.
+            report = run_compression(arm_config(arm, seed), progress=progress, resume=True)
             reports[(arm.name, seed)] = report
             metrics = compression_metrics(report)
             per_seed.setdefault(arm.name, []).append({"seed": seed, **metrics})

@@ -37,17 +37,10 @@ def deployed_weight(module: nn.Conv2d | nn.Linear) -> tuple[np.ndarray, bool]:
     return masked_float_weight(module).cpu().numpy().copy(), False
 
 
-def nonzero_before_quant(module: nn.Module) -> int:
+def nonzero_before_quant(module: nn.Conv2d | nn.Linear) -> int:
     """Non-zero float weights of ``module`` after its mask (what the compression left), before any
     quantizer rounds small weights to zero."""
-    weight = getattr(module, "weight", None)
-    if not isinstance(weight, torch.Tensor):
-        return 0
-    w = weight.detach()
-    mask = getattr(module, "weight_mask", None)
-    if isinstance(mask, torch.Tensor) and mask.shape == w.shape:
-        w = w * mask
-    return int(torch.count_nonzero(w))
+    return int(np.count_nonzero(masked_float_weight(module).cpu().numpy()))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -149,6 +149,6 @@ def run_compression_seeds(config: Any, seeds: Sequence[int] = DEFAULT_SEEDS, arm
 
     def one(seed: int) -> dict[str, float]:
         cfg = replace(config, seed=seed, out_dir=os.path.join(config.out_dir, f"seed{seed}"))
-        return compression_metrics(run_compression(cfg, progress=progress))
+        return compression_metrics(run_compression(cfg, progress=progress, resume=True))
 
     return run_seeds(one, seeds, arm or config.method)
