@@ -110,11 +110,11 @@ def apply_widths(network: Network, groups: Sequence[ChannelGroup], widths: Mappi
 # The plan.
 
 
-def reader_ict(layer: ConvLayer, array: ArraySpec, mapping: MappingOptions) -> int:
+def reader_ict(layer: AnyLayer, array: ArraySpec, mapping: MappingOptions) -> int:
     """ICt of a reader under the plan's search: with ``search="paper"`` the VWC-SDK scripts' own
     window search (:func:`~imcflow.mapping.vwsdk.vwc_code_window`, on the layer's input size in paper
     geometry, as the scripts call it); otherwise the window the VW-SDK mapping picks."""
-    if mapping.search == "paper":
+    if mapping.search == "paper" and isinstance(layer, ConvLayer):  # composite layers: their mapping's
         found = vwc_code_window(LayerProblem.from_layer(layer, "paper"), array)
         return found[2] if found is not None else 0
     return row_tile_channels(map_layer(layer, array, "vwsdk", mapping), array)
