@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import test_lowrank_methods as lowrank_tests
 from imcflow.compress import prune_baselines  # noqa: F401  (registration)
 from imcflow.compress.deploy import deploy
-from imcflow.compress.prune_baselines import bisect_keep
+from imcflow.compress.prune_baselines import bisect_keep, keep_candidates, scan_keep
 from imcflow.errors import ConfigError
 from imcflow.mapping import DEFAULT_METHODS, MappingOptions
 
@@ -39,6 +39,26 @@ def test_bisection_is_never_above_and_within_one_step(steps, target, n):
         assert f == 1.0
     else:
         assert further == measure(f + 2.0 ** -n) > target
+
+
+@settings(max_examples=60, derandomize=True)
+@given(widths=st.lists(st.integers(1, 12), min_size=1, max_size=4),
+       values=st.lists(st.integers(0, 100), min_size=60, max_size=60), target=st.integers(0, 100))
+def test_scan_finds_the_largest_candidate_even_when_not_monotone(widths, values, target):
+    cands = keep_candidates(widths)
+    table = dict(zip(cands, values, strict=False))  # an arbitrary (non-monotone) measure
+
+    def measure(f: float) -> float:
+        return float(table[f])
+
+    if all(measure(f) > target for f in cands):
+        with pytest.raises(ConfigError, match="cannot be matched"):
+            scan_keep(measure, target, cands)
+        return
+    f, reached, further = scan_keep(measure, target, cands)
+    assert reached == measure(f) <= target
+    assert all(measure(g) > target for g in cands if g > f)
+    assert further is None if f == cands[-1] else further == measure(min(g for g in cands if g > f))
 
 
 @pytest.mark.parametrize("mapping", ["sdk", "vwsdk", "flex"])

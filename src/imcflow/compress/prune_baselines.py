@@ -12,14 +12,15 @@ target, value reached, value one bisection step further) and the cycles under ev
   matched on cycles or energy it stays dense (or the target is refused as unreachable).
 * ``filter-prune``: structured; every prunable channel group (Torch-Pruning dependency groups, lowest
   L1 filters first, via :class:`imcflow.compress.graph.ChannelGraph`) keeps the same fraction f of
-  its channels, with f the largest value (bisection, ``steps``) whose model has at most the target
-  (parameters of a pruned copy replayed from the graph, built once per apply; or cycles / energy of
-  its layer list under ``match_mapping``, computed torch-free). Smaller layers map to fewer tiles, so
-  cycles drop.
+  its channels, with f the largest value whose model has at most the target: for parameters by
+  bisection (``steps``) on pruned copies replayed from the graph, built once per apply; for cycles or
+  energy of its layer list under ``match_mapping`` (torch-free) by scanning every fraction k/w at
+  which some group's width changes, since SDK cycles are not monotone in the channel counts. Smaller
+  layers map to fewer tiles, so cycles drop.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +142,35 @@ def network_measure(kind: str, ctx: CompressionContext) -> Callable[[Network], f
     return cycles if kind == "cycles" else energy
 
 
+def keep_candidates(widths: Sequence[int]) -> list[float]:
+    """Every keep fraction k/w (k = 1..w) of every group width w, ascending: between two of them no
+    group's channel count changes much, and each gives some group each of its possible widths.
+
+    >>> keep_candidates([2, 4])
+    [0.25, 0.5, 0.75, 1.0]
+    """
+    return sorted({k / w for w in widths for k in range(1, w + 1)})
+
+
+def scan_keep(measure: Callable[[float], float], target: float, candidates: Sequence[float]
+              ) -> tuple[float, float, float | None]:
+    """The largest candidate keep fraction f whose ``measure(f) <= target``, scanning down from the
+    largest: ``(f, measure(f), measure at the next larger candidate)``; exact where the measure is not
+    monotone (SDK cycles can drop when a layer gains channels), unlike :func:`bisect_keep`.
+
+    >>> scan_keep(lambda f: {0.25: 3, 0.5: 9, 0.75: 5, 1.0: 8}[f], 6, [0.25, 0.5, 0.75, 1.0])
+    (0.75, 5, 8)
+    """
+    above: float | None = None
+    for f in sorted(candidates, reverse=True):
+        value = measure(f)
+        if value <= target:
+            return f, value, above
+        above = value
+    raise ConfigError(f"the target {target:g} is below what the smallest model reaches "
+                      f"({above:g}); it cannot be matched")
+
+
 def bisect_keep(measure: Callable[[float], float], target: float, steps: int
                 ) -> tuple[float, float, float | None]:
     """The largest keep fraction f (to 2^-steps) whose ``measure(f) <= target``, for a measure that
@@ -244,7 +274,8 @@ class FilterPrune(CompressionMethod):
     description = ("L1 filter pruning, one keep fraction for every channel group, bisected to a "
                    "parameter count, or to cycles or energy under a named mapping")
     changes = "channels"
-    options = _COMMON + (MethodOption("steps", 14, "bisection steps on the keep fraction", minimum=1),)
+    options = _COMMON + (MethodOption("steps", 14, "bisection steps on the keep fraction (parameter "
+                                      "targets)", minimum=1),)
 
     def apply(self, model: Any, ctx: CompressionContext) -> StepResult:
         from imcflow.compress.graph import ChannelGraph
@@ -272,7 +303,10 @@ class FilterPrune(CompressionMethod):
             def measure(f: float) -> float:  # torch-free: the layer list at those widths
                 return of_network(apply_widths(graph.network, every, widths(f)))
 
-        f, achieved, next_step = bisect_keep(measure, goal, int(ctx.options["steps"]))
+        if hw is None:  # parameters grow with every channel: bisection on pruned copies
+            f, achieved, next_step = bisect_keep(measure, goal, int(ctx.options["steps"]))
+        else:  # torch-free and cheap, and cycles need not be monotone: scan every candidate
+            f, achieved, next_step = scan_keep(measure, goal, keep_candidates([g.width for g in groups]))
         match = Match(kind, mapping, goal, achieved, next_step, f)
         if f >= 1.0:
             return StepResult(False, model, {"note": f"the model already meets {kind} <= {goal:g}",
