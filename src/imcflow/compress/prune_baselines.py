@@ -271,8 +271,8 @@ class MagnitudePrune(CompressionMethod):
 
 class FilterPrune(CompressionMethod):
     name = "filter-prune"
-    description = ("L1 filter pruning, one keep fraction for every channel group, bisected to a "
-                   "parameter count, or to cycles or energy under a named mapping")
+    description = ("L1 filter pruning, one keep fraction for every channel group, the largest one "
+                   "within a parameter count, or within cycles or energy under a named mapping")
     changes = "channels"
     options = _COMMON + (MethodOption("steps", 14, "bisection steps on the keep fraction (parameter "
                                       "targets)", minimum=1),)
