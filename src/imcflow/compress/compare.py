@@ -34,7 +34,6 @@ table) and ``<out>/pareto.png``.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -223,22 +222,19 @@ def run_compare(config: CompareConfig, out_dir: str | os.PathLike, progress: boo
 
 def write_compare(result: ComparisonResult, out_dir: str | os.PathLike) -> list[str]:
     """compare.json, compare.md and pareto.png in ``out_dir``; returns the paths written."""
+    from imcflow.io import atomic_write_json, atomic_write_text
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, text in (("compare.json", json.dumps(result.to_dict(), indent=2, default=str)),
-                       ("compare.md", result.table())):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out / name)
-        paths.append(str(out / name))
-    paths.append(plot_pareto(result, str(out / "pareto.png")))
-    return paths
+    atomic_write_json(out / "compare.json", result.to_dict(), default=str)
+    atomic_write_text(out / "compare.md", result.table())
+    return [str(out / "compare.json"), str(out / "compare.md"),
+            plot_pareto(result, str(out / "pareto.png"))]
 
 
 def plot_pareto(result: ComparisonResult, path: str) -> str:
     """Test accuracy (mean, error bar min-max) against cycles, one panel per mapping."""
-    from imcflow.report.plots import _pyplot
+    from imcflow.report.plots import _pyplot, _save
 
     plt = _pyplot()
     n = len(result.mappings)
@@ -255,8 +251,7 @@ def plot_pareto(result: ComparisonResult, path: str) -> str:
         ax.grid(True, alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)  # atomic, closes the figure
     return path
 
 

@@ -86,13 +86,12 @@ def results_text(table: str, command: str, commit: str, notes: str = "") -> str:
 
 def write_results(path: str | os.PathLike, table: str, command: str, notes: str = "",
                   commit: str | None = None) -> str:
-    """Write a results file atomically (a temporary file renamed) and return its text."""
+    """Write a results file atomically (:mod:`imcflow.io`) and return its text."""
+    from imcflow.io import atomic_write_text
+
     text = results_text(table, command, commit or git_commit(), notes)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
     return text
 
 
@@ -152,5 +151,7 @@ def sync_readme(readme_path: str | os.PathLike, root: str | os.PathLike | None =
 
     new = _BLOCK.sub(fill, text)
     if changed:
-        readme.write_text(new, encoding="utf-8")
+        from imcflow.io import atomic_write_text
+
+        atomic_write_text(readme, new)
     return changed
