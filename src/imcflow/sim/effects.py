@@ -9,6 +9,12 @@
   - ``"offset"``: the cell stores ``w + 2**(weight_bits-1)`` (range ``[-2**(wb-1), 2**(wb-1)-1]``,
     the usual int quantization range); one extra reference column of cells at level 1 per tile
     measures the input sum, and ``2**(weight_bits-1) * sum(x)`` is subtracted digitally.
+    A **1-bit** offset weight is ``{-1, +1}`` (a binary network's sign weight, BinaryConnect /
+    XNOR-Net): the cell stores ``(w + 1) / 2`` in ``{0, 1}``, its column is read with digital weight 2
+    and ``1 * sum(x)`` is subtracted (``w = 2c - 1``). The formula above would give the range
+    ``[-1, 0]``, which holds no positive weight (a layer quantized to it is all zeros or negative, and
+    symmetric quantization to it has no levels); ``{0, 1}`` would drop the sign. ``{-1, +1}`` costs the
+    same one cell plus the shared reference column.
   - ``"differential"``: a positive and a negative copy of every column hold ``max(w, 0)`` and
     ``max(-w, 0)`` (range ``|w| <= 2**wb - 1``); the two are subtracted after conversion.
 
@@ -21,8 +27,14 @@
   ``lsb`` the smallest power of two >= 1 such that the code range covers the full scale. Column sums of
   integer data are integers, so an ADC whose code range covers the full scale is exact.
 * **Device noise** (:class:`NoiseSpec`), drawn once when a layer is programmed (seeded):
-  conductance ``g * (1 + sigma * N(0, 1))`` per cell, then stuck-at-off cells (0) and stuck-at-on cells
-  (the highest level) at given rates, on every physical cell including zero-weight ones.
+  conductance ``max(0, g * (1 + sigma * N(0, 1)))`` per cell, then stuck-at-off cells (0) and
+  stuck-at-on cells (the highest level) at given rates, on every physical cell including zero-weight
+  ones. The programmed conductance is held on a grid of ``2**-resolution_bits`` of one level (default 12 bits:
+  0.00024 of a level, 80x finer than sigma 0.02), so every column sum is an exact multiple of the grid
+  and the simulator's fast and reference paths give identical numbers in any summation order.
+  Optional **read noise** (``read_sigma``): additive Gaussian noise on every analog column read (every
+  input step, row tile and physical column), drawn per read, in units of one cell level x one input
+  unit, on the same grid.
 """
 from __future__ import annotations
 
@@ -80,15 +92,32 @@ class AdcSpec:
             return 1.0
         return float(2 ** math.ceil(math.log2(full_scale / top)))
 
-    def convert(self, v: torch.Tensor, full_scale: torch.Tensor, signed: bool) -> torch.Tensor:
-        """Quantize column values ``v`` (last dim = columns) with per-column ``full_scale``."""
+    def lsbs(self, full_scale: torch.Tensor, signed: bool, unit: float = 1.0) -> torch.Tensor:
+        """Per-column LSB (float64) for per-column ``full_scale``, both in units of ``1/unit`` of one
+        level (``unit`` a power of two: the conductance grid of noisy cells); the LSB is a power of two
+        >= one level, as :meth:`lsb`."""
         top = self.code_range(signed)[1]
-        ratio = torch.clamp(full_scale.to(torch.float64) / max(top, 1), min=1.0)
-        lsb = torch.exp2(torch.ceil(torch.log2(ratio))).to(v.dtype)
-        lo, hi = self.code_range(signed)
-        q = v / lsb
-        q = torch.floor(q + 0.5) if self.rounding == "nearest" else torch.floor(q)
-        return torch.clamp(q, lo, hi) * lsb
+        ratio = torch.clamp(full_scale.to(torch.float64) / (unit * max(top, 1)), min=1.0)
+        return torch.exp2(torch.ceil(torch.log2(ratio))) * unit
+
+    def codes_(self, v: torch.Tensor, lsb: torch.Tensor, signed: bool, clip: bool = True) -> torch.Tensor:
+        """``v`` (last dim = columns) replaced in place by its ADC codes for per-column ``lsb`` (powers
+        of two, so every step is exact); ``clip=False`` skips the clamp when the caller knows no value
+        exceeds the code range."""
+        v.mul_((1.0 / lsb).to(v.dtype))
+        if self.rounding == "nearest":
+            v.add_(0.5)
+        v.floor_()
+        if clip:
+            lo, hi = self.code_range(signed)
+            v.clamp_(lo, hi)
+        return v
+
+    def convert(self, v: torch.Tensor, full_scale: torch.Tensor, signed: bool,
+                unit: float = 1.0) -> torch.Tensor:
+        """Quantize column values ``v`` (last dim = columns) with per-column ``full_scale``."""
+        lsb = self.lsbs(full_scale, signed, unit)
+        return self.codes_(v.clone(), lsb, signed) * lsb.to(v.dtype)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,11 +125,16 @@ class AdcSpec:
 
 @dataclass(frozen=True)
 class NoiseSpec:
-    """Static device variation: relative Gaussian ``sigma`` per cell and stuck-at fault rates."""
+    """Static device variation: relative Gaussian ``sigma`` per cell and stuck-at fault rates, drawn
+    once per programmed conductance; ``read_sigma``: additive Gaussian noise per column read (per input
+    step), in units of one cell level x one input unit; ``resolution_bits``: programmed conductances
+    and read noise are held on a grid of ``2**-resolution_bits`` of one level (see the module doc)."""
 
     sigma: float = 0.0
     stuck_on_rate: float = 0.0
     stuck_off_rate: float = 0.0
+    read_sigma: float = 0.0
+    resolution_bits: int = 12
 
     def __post_init__(self) -> None:
         if not (isinstance(self.sigma, (int, float)) and self.sigma >= 0):
@@ -112,22 +146,42 @@ class NoiseSpec:
         if self.stuck_on_rate + self.stuck_off_rate > 1:
             raise ConfigError(f"stuck_on_rate + stuck_off_rate must be <= 1, got "
                               f"{self.stuck_on_rate} + {self.stuck_off_rate}")
+        if not (isinstance(self.read_sigma, (int, float)) and self.read_sigma >= 0):
+            raise ConfigError(f"noise read_sigma must be a number >= 0, got {self.read_sigma!r}")
+        check_int("resolution_bits", self.resolution_bits, 0, 24)
 
     @property
     def active(self) -> bool:
+        return bool(self.static or self.read_sigma)
+
+    @property
+    def static(self) -> bool:
+        """True when the programmed conductances are perturbed (variation or stuck cells)."""
         return bool(self.sigma or self.stuck_on_rate or self.stuck_off_rate)
 
+    @property
+    def unit(self) -> float:
+        """Grid steps per conductance level."""
+        return float(1 << self.resolution_bits)
+
     def apply(self, g: torch.Tensor, top_level: float, gen: torch.Generator) -> torch.Tensor:
-        """Perturb conductance levels ``g`` (any shape); ``top_level`` is the stuck-at-on level."""
+        """Perturb conductance levels ``g`` (any shape, float64); ``top_level`` is the stuck-at-on level.
+        Returns the programmed conductances in grid units (integers: levels x :attr:`unit`)."""
         out = g
         if self.sigma:
-            out = out * (1 + self.sigma * torch.randn(g.shape, generator=gen, dtype=g.dtype))
+            # A conductance is not negative: a draw below -1/sigma leaves the cell at 0.
+            out = (out * (1 + self.sigma * torch.randn(g.shape, generator=gen, dtype=g.dtype))).clamp_(min=0)
         if self.stuck_on_rate or self.stuck_off_rate:
             u = torch.rand(g.shape, generator=gen, dtype=torch.float64)
             out = torch.where(u < self.stuck_off_rate, torch.zeros((), dtype=g.dtype), out)
             on = (u >= self.stuck_off_rate) & (u < self.stuck_off_rate + self.stuck_on_rate)
             out = torch.where(on, torch.full((), top_level, dtype=g.dtype), out)
-        return out
+        return torch.round(out * self.unit)
+
+    def read(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+        """Read noise of one batch of column reads, in grid units (float64 integers)."""
+        return torch.round(torch.randn(shape, generator=gen, dtype=torch.float64)
+                           * (self.read_sigma * self.unit))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,14 +223,30 @@ class SimConfig:
         """True when nothing but ideal arithmetic is configured (ADC and noise off)."""
         return self.adc is None and (self.noise is None or not self.noise.active)
 
+    @property
+    def binary(self) -> bool:
+        """1-bit offset weights: the two values ``{-1, +1}`` (see the module doc)."""
+        return self.weight_bits == 1 and self.signed == "offset"
+
     def weight_range(self) -> tuple[int, int] | None:
-        """Integer weights the configured cells can hold, or None (ideal cells hold any integer)."""
+        """Smallest and largest integer weight the configured cells can hold, or None (ideal cells
+        hold any integer). With :attr:`binary` weights only the two ends are allowed."""
         if self.weight_bits is None:
             return None
         wb = self.weight_bits
+        if self.binary:
+            return -1, 1
         if self.signed == "offset":
             return -(1 << (wb - 1)), (1 << (wb - 1)) - 1
         return -((1 << wb) - 1), (1 << wb) - 1
+
+    def random_weights(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+        """Seeded random integer weights (float64) spanning the cells' range (4-bit signed for ideal
+        cells; ``{-1, +1}`` for binary weights)."""
+        lo, hi = self.weight_range() or (-8, 7)
+        if self.binary:
+            return torch.randint(0, 2, shape, generator=gen).double() * 2 - 1
+        return torch.randint(lo, hi + 1, shape, generator=gen).double()
 
     def to_dict(self) -> dict[str, Any]:
         return {"weight_bits": self.weight_bits, "cell_bits": self.cell_bits, "signed": self.signed,
@@ -198,6 +268,7 @@ class WeightEncoding:
     parts: int  # 2 for a differential pair, else 1
     offset: int  # value subtracted per unit of input sum (offset encoding), else 0
     top_level: float  # highest cell level (stuck-at-on)
+    step: int = 1  # weight per cell level: 2 for binary {-1, +1} weights (cell = (w + 1) / 2)
 
     @property
     def columns_per_weight(self) -> int:
@@ -208,13 +279,14 @@ class WeightEncoding:
         shift = torch.ones(1, dtype=torch.float64) if self.cell_bits is None else \
             torch.tensor([float(1 << (j * self.cell_bits)) for j in range(self.slices)], dtype=torch.float64)
         sign = torch.tensor([1.0, -1.0][: self.parts], dtype=torch.float64)
-        return (sign[:, None] * shift[None, :]).reshape(-1)
+        return (sign[:, None] * shift[None, :]).reshape(-1) * self.step
 
     def cells(self, w: torch.Tensor) -> torch.Tensor:
         """Cell levels ``(..., parts*slices)`` for integer weights ``w`` (float64)."""
         if self.cell_bits is None:
             return w[..., None]
-        parts = [w + self.offset] if self.parts == 1 else [torch.clamp(w, min=0), torch.clamp(-w, min=0)]
+        parts = [torch.div(w + self.offset, self.step, rounding_mode="floor")] if self.parts == 1 else \
+            [torch.clamp(w, min=0), torch.clamp(-w, min=0)]
         base = 1 << self.cell_bits
         out: list[torch.Tensor] = []
         for p in parts:
@@ -237,8 +309,14 @@ def weight_encoding(config: SimConfig, weights: torch.Tensor, where: str) -> Wei
     if wmin < lo or wmax > hi:
         raise ConfigError(f"{where}: weights span [{wmin:g}, {wmax:g}], outside the {config.weight_bits}-bit "
                           f"{config.signed} range [{lo}, {hi}]")
+    wb = config.weight_bits or 1  # not None: weight_range() returned a range
+    if config.binary:
+        if bool((weights.abs() != 1).any()):
+            raise ConfigError(f"{where}: 1-bit offset weights are -1 or +1 (binary), got a weight of 0; "
+                              f"use signed='differential' for ternary {{-1, 0, 1}} weights")
+        return WeightEncoding(1, config.cell_bits, 1, 1, float((1 << config.cell_bits) - 1), step=2)
     parts = 2 if config.signed == "differential" else 1
-    offset = (1 << (config.weight_bits - 1)) if config.signed == "offset" else 0  # type: ignore[operator]
+    offset = (1 << (wb - 1)) if config.signed == "offset" else 0
     return WeightEncoding(config.weight_slices, config.cell_bits, parts, offset,
                           float((1 << config.cell_bits) - 1))
 

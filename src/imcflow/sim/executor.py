@@ -17,13 +17,24 @@ executes them:
    recombined digitally and row tiles are summed;
 5. outputs are scattered to ``(N, OC, Ho, Wo)``; outputs of windows beyond the map are discarded.
 
-Exactness: products and sums run in float32 only when a bound on every partial sum is below 2**24
-(every integer up to that is a float32), else in float64; noisy conductances always use float64.
-One fast path, used only where it is provably identical: with no ADC and integer conductances the
-per-step and per-row-tile column values need not exist on their own, so the engine runs all row tiles
-as one and the conv engine takes the steps as extra input channels, summing the weighted steps inside
-the convolution (every cell x input-bit product is still computed; ``fused=False`` turns it off and
-the tests compare both). Counters are derived from the
+Exactness: every conductance is an integer, in levels, or with device noise in grid units of
+``2**-resolution_bits`` of a level (:class:`~imcflow.sim.effects.NoiseSpec`), so every column value is
+an integer too; products and sums run in float32 only when a bound on every partial sum is below
+2**24 (every integer up to that is a float32; 2**23 where an ADC adds half an LSB), else in float64.
+The result is then the same in any summation order, which makes the fast paths provably identical to
+the reference path (``fused=False``: one engine output per row tile and input step, converted and
+recombined on its own, the tests compare both):
+
+* with no ADC and no read noise the per-step and per-row-tile column values need not exist on their
+  own, so the engine runs all row tiles as one and the conv engine takes the steps as extra input
+  channels, summing the weighted steps inside the convolution (every cell x input-bit product is still
+  computed);
+* with an ADC (or read noise) every column read of every step and row tile is still produced, in
+  float32 where exact, and converted in place on the whole batch of reads (scale by the power-of-two
+  LSB, round, clip only where a value can leave the code range); the integer codes are summed over the
+  steps first (float32 where exact) and the LSB is applied once per column afterwards.
+
+Counters are derived from the
 tile structure that was executed: activations = windows x batch x tiles, which the verifier compares
 with the plan's ``cycles``.
 """
@@ -32,6 +43,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -42,6 +54,7 @@ from imcflow.sim.effects import InputEncoding, SimConfig, input_encoding, weight
 from imcflow.sim.tiles import LayerTiles
 
 _FLOAT32_EXACT = float(1 << 24)
+_FLOAT32_ADC = float(1 << 23)  # |column value| bound for an exact float32 ADC: v / lsb + 0.5 must fit
 _FUSED_KERNEL_ELEMENTS = 1 << 26  # step-weighted kernel cells (256 MiB of float32) before steps stay apart
 _CHUNK_ELEMENTS = 1 << 22  # column values (or gathered inputs) per chunk: 16 MiB of float32
 
@@ -58,7 +71,8 @@ class SimCounters:
     active_cols: int = 0
 
     def __add__(self, other: SimCounters) -> SimCounters:
-        return SimCounters(*(x + y for x, y in zip(asdict(self).values(), asdict(other).values())))
+        return SimCounters(*(x + y for x, y in zip(asdict(self).values(), asdict(other).values(),
+                                                        strict=True)))
 
     @property
     def mean_active_rows(self) -> float:
@@ -110,6 +124,7 @@ class _RowTile:
     weight_bound: float  # largest column sum of |g| over weight columns only (not the offset columns)
     ref_bound: float  # largest column sum of an offset (reference) column, 0 without them
     cache: dict = field(default_factory=dict)  # engine-specific derived tensors, per dtype
+    bias: float = 0.0  # added to every column value by the built-in engines (ADC rounding offset)
 
 
 @dataclass(frozen=True)
@@ -155,7 +170,10 @@ def _gather_engine(sim: CrossbarLayer, planes: torch.Tensor, rt: _RowTile, win: 
     if g.shape[2] < need:  # zero channels of the padding groups of the last set
         g = F.pad(g, (0, need - g.shape[2]))
     g = g.reshape(b * win.count, geo.sets, geo.set_rows)[:, :, rt.r0:rt.r1].transpose(0, 1)
-    v = torch.bmm(g.to(dt), rt.g.to(dt))  # (S, B*windows, phys)
+    if rt.bias:
+        v = torch.baddbmm(torch.full((), rt.bias, dtype=dt), g.to(dt), rt.g.to(dt))
+    else:
+        v = torch.bmm(g.to(dt), rt.g.to(dt))  # (S, B*windows, phys)
     v = v.reshape(geo.sets, steps, b // steps, win.rows.shape[0], win.cols.shape[0], -1)
     v = v.permute(1, 2, 3, 4, 0, 5)
     if step_weights is None:
@@ -166,7 +184,7 @@ def _gather_engine(sim: CrossbarLayer, planes: torch.Tensor, rt: _RowTile, win: 
 def _axis_kernel(pos: tuple[int, ...]) -> tuple[torch.Tensor, int]:
     """Kernel index of each PW position and the dilation: an arithmetic progression of positions is a
     dilated kernel; otherwise the kernel spans the whole extent with zeros at unread positions."""
-    steps = {b - a for a, b in zip(pos, pos[1:])}
+    steps = {b - a for a, b in zip(pos, pos[1:], strict=False)}
     if len(steps) == 1:
         d = steps.pop()
         return torch.tensor([p // d for p in pos]), d
@@ -205,7 +223,8 @@ def _conv_engine(sim: CrossbarLayer, planes: torch.Tensor, rt: _RowTile, win: _W
         kernel = torch.empty(sets * phys, kh, kw, nc, dtype=dt)
         if rt.r0 % p == 0 and rt.r1 % p == 0 and (kh, kw) == (len(geo.pos_h), len(geo.pos_w)):
             # Whole channels, every kernel position a PW pixel: the tile is the kernel, permuted.
-            kernel.view(sets, phys, kh, kw, nc).copy_(rt.g.view(sets, nc, kh, kw, phys).permute(0, 4, 2, 3, 1))
+            tile = rt.g.view(sets, nc, kh, kw, phys)
+            kernel.view(sets, phys, kh, kw, nc).copy_(tile.permute(0, 4, 2, 3, 1))
         else:
             full = torch.zeros(sets, nc, kh, kw, phys, dtype=dt)
             full[:, cs, ih[yy], iw[xx], :] = rt.g.to(dt)
@@ -239,7 +258,8 @@ def _conv_engine(sim: CrossbarLayer, planes: torch.Tensor, rt: _RowTile, win: _W
         inp = inp.reshape(steps, n, sets, -1, h, w).permute(1, 4, 5, 2, 0, 3).to(dt).contiguous()
         inp = inp.reshape(n, h, w, -1).permute(0, 3, 1, 2)
         steps = 1
-    v = F.conv2d(inp, kernel, stride=(geo.a * pr.stride_h, geo.b * pr.stride_w), dilation=dil,
+    bias = torch.full((kernel.shape[0],), rt.bias, dtype=dt) if rt.bias and step_weights is None else None
+    v = F.conv2d(inp, kernel, bias, stride=(geo.a * pr.stride_h, geo.b * pr.stride_w), dilation=dil,
                  groups=sets)
     wh, ww = win.rows.shape[0], win.cols.shape[0]
     v = v.permute(0, 2, 3, 1)[:, :wh, :ww]  # (B, Wh, Ww, S*phys), contiguous when nothing is cut
@@ -259,6 +279,8 @@ def _auto_engine(sim: CrossbarLayer, planes: torch.Tensor, rt: _RowTile, win: _W
 register_engine("auto", _auto_engine)
 register_engine("conv", _conv_engine)
 register_engine("gather", _gather_engine)
+# Engines that honour _RowTile.bias (a registered engine may not: it then gets unscaled tiles).
+_BIAS_ENGINES = (_auto_engine, _conv_engine, _gather_engine)
 
 
 class CrossbarLayer:
@@ -287,6 +309,7 @@ class CrossbarLayer:
                  fused: bool = True) -> None:
         self.fused = fused
         self._merged: _RowTile | None = None
+        self._scaled: dict[int, tuple[torch.Tensor, _RowTile]] = {}
         if engine not in _ENGINES:
             raise UnknownNameError(f"unknown simulator engine {engine!r}; known: {', '.join(_ENGINES)}")
         self.engine = _ENGINES[engine]
@@ -301,32 +324,44 @@ class CrossbarLayer:
         self.colcat = torch.as_tensor(np.concatenate(tiles.col_index))
         self.inverse = torch.argsort(self.colcat)
         bounds = np.cumsum([0] + [len(c) for c in tiles.col_index])
-        self.col_tile_span = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+        self.col_tile_span = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
         ncol = len(self.colcat)
         tile_of = torch.as_tensor(np.concatenate([np.full(len(c), j) for j, c in enumerate(tiles.col_index)]))
-        self.ref_cols = len(tiles.col_index) if self.wenc.offset else 0
+        # Offset (reference) columns: their cells (rows x ref_cols) and the one each weight column uses.
+        self.ref_cells, self.ref_index, ref_tile = self._reference_columns(mats, tile_of)
+        self.ref_cols = self.ref_cells.shape[1]
         self.equal_col_tiles = len({len(c) for c in tiles.col_index}) == 1
         self.col_blocks = _column_blocks(self.colcat, tiles.geo, len(tiles.col_index))
         # Column tile of every physical column (slice-major weight columns, then offset columns).
-        self.phys_tile = torch.cat([tile_of.repeat(self.cpw), torch.arange(self.ref_cols)]).long()
-        gen = torch.Generator().manual_seed(
-            (self.config.seed * 1_000_003 + zlib.crc32(tiles.layer.name.encode())) % (1 << 63))
-        noise = self.config.noise if self.config.noise and self.config.noise.active else None
-        self.noisy = noise is not None  # conductances are no longer integers
+        self.phys_tile = torch.cat([tile_of.repeat(self.cpw), ref_tile]).long()
+        layer_seed = self.config.seed * 1_000_003 + zlib.crc32(tiles.layer.name.encode())
+        gen = torch.Generator().manual_seed(layer_seed % (1 << 63))
+        spec = self.config.noise if self.config.noise and self.config.noise.active else None
+        noise = spec if spec is not None and spec.static else None
+        self.noisy = noise is not None  # conductances perturbed (on the grid, still integers in grid units)
+        # Conductances and column values are held in grid units (levels x unit) whenever noise is on.
+        self.unit = spec.unit if spec is not None else 1.0
+        self.read_noise = spec if spec is not None and spec.read_sigma else None
+        # Read noise has its own stream: the programmed conductances do not depend on read_sigma.
+        self._read_gen = torch.Generator().manual_seed((layer_seed * 31 + 17) % (1 << 63))
         self.row_tiles: list[_RowTile] = []
         spans = list(tiles.row_slices)
         # Row slices that partition the set rows in order (every built-in cutter) are views of one
         # conductance tensor, which then also serves as the merged tile of the fused path.
-        self._contiguous_rows = spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+        self._contiguous_rows = spans[0][0] == 0 and all(
+            a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
         whole = torch.empty(mats.shape[0], spans[-1][1], self.cpw * ncol + self.ref_cols,
                             dtype=torch.float64) if self._contiguous_rows else None
         for r0, r1 in spans:
             w = mats[:, r0:r1][:, :, self.colcat]  # (S, k, N)
             g = self.wenc.cells(w).permute(0, 1, 3, 2).reshape(w.shape[0], r1 - r0, self.cpw * ncol)
             if self.ref_cols:
-                g = torch.cat([g, torch.ones(w.shape[0], r1 - r0, self.ref_cols, dtype=g.dtype)], dim=2)
+                ref = self.ref_cells[r0:r1].expand(w.shape[0], -1, -1)
+                g = torch.cat([g, ref], dim=2)
             if noise is not None:
                 g = noise.apply(g, self.wenc.top_level, gen)
+            elif self.unit != 1:
+                g = g * self.unit
             if whole is not None:
                 whole[:, r0:r1] = g
                 g = whole[:, r0:r1]
@@ -350,15 +385,52 @@ class CrossbarLayer:
             real_cols = geo.groups_in_set(s) * geo.cols_per_group
             for r0, r1 in t.row_slices:
                 nr = max(0, min(r1, real_rows) - r0)
-                for c in t.col_index:
+                for j, c in enumerate(t.col_index):
                     nc = int((c < real_cols).sum())
                     if nr == 0 or nc == 0:
                         continue  # a tile of padding groups only does not exist
                     acts += 1
                     rows += nr
                     cols += nc
-                    phys += nc * self.cpw + (1 if self.ref_cols else 0)
+                    phys += nc * self.cpw + int(self._refs_per_tile[j])
         return SimCounters(acts, acts, phys, rows, cols)
+
+    def _reference_columns(self, mats: torch.Tensor, tile_of: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Offset columns: cells ``(rows, refs)``, the reference column of every weight column (in
+        colcat order) and the column tile of every reference column.
+
+        An offset-encoded cell stores ``w + offset``, so a weight column reads ``offset x`` the sum of
+        the inputs of the rows it spans; one all-ones column per column tile measures that sum. A
+        tile row outside a column's taps (a parallel window's other offsets, another packed group)
+        holds weight 0, stored as the level ``offset``, so every column spans all rows. Binary
+        ``{-1, +1}`` weights have no level for 0: such a cell is left at level 0 (it adds nothing), and
+        the column needs the input sum over its taps only, so a tile gets one reference column per
+        distinct tap pattern of its columns (one for im2col, ``a*b`` for a parallel window), with
+        cells at level 1 on those taps."""
+        ntiles = len(self.tiles.col_index)
+        ncol = len(self.colcat)
+        if not self.wenc.offset:
+            empty = torch.zeros(0, dtype=torch.long)
+            self._refs_per_tile = torch.zeros(ntiles, dtype=torch.long)
+            return torch.zeros(mats.shape[1], 0, dtype=torch.float64), empty, empty
+        if self.wenc.step == 1:
+            self._refs_per_tile = torch.ones(ntiles, dtype=torch.long)
+            return (torch.ones(mats.shape[1], ntiles, dtype=torch.float64), tile_of.long(),
+                    torch.arange(ntiles))
+        # Binary weights are never 0, so the non-zero pattern of a column is its taps (padding groups
+        # of the last set are all zero and read zero inputs: the union over sets is safe).
+        taps = (mats[:, :, self.colcat] != 0).any(dim=0).to(torch.float64)  # (K, ncol)
+        cells: list[torch.Tensor] = []
+        tile: list[int] = []
+        index = torch.empty(ncol, dtype=torch.long)
+        for j, (c0, c1) in enumerate(self.col_tile_span):
+            pats, inv = torch.unique(taps[:, c0:c1], dim=1, return_inverse=True)
+            index[c0:c1] = inv + len(tile)
+            cells.append(pats)
+            tile.extend([j] * pats.shape[1])
+        self._refs_per_tile = torch.bincount(torch.tensor(tile), minlength=ntiles)
+        return torch.cat(cells, dim=1), index, torch.tensor(tile)
 
     def counters(self, batch: int, steps: int) -> SimCounters:
         """Counters of a run over ``batch`` images with ``steps`` input steps."""
@@ -372,7 +444,8 @@ class CrossbarLayer:
     def _windows(self, h: int, w: int) -> _Windows:
         t = self.tiles
         pr, geo = t.geo.problem, t.geo
-        pad_h, pad_w = (0, 0) if t.geometry == "paper" else t.layer.padding
+        # ConvLayer normalises padding and sizes to pairs when it is built.
+        pad_h, pad_w = (0, 0) if t.geometry == "paper" else cast("tuple[int, int]", t.layer.padding)
         rows = (torch.arange(t.plan.windows_h) * geo.a * pr.stride_h)[:, None] + torch.as_tensor(geo.pos_h)
         cols = (torch.arange(t.plan.windows_w) * geo.b * pr.stride_w)[:, None] + torch.as_tensor(geo.pos_w)
         # Edge windows sticking out of the output map read zeros beyond the padded input.
@@ -390,9 +463,10 @@ class CrossbarLayer:
         flat = x.dim() == 2
         if flat:
             x = x[:, :, None, None]
-        if x.dim() != 4 or x.shape[1] != layer.in_channels or tuple(x.shape[2:]) != layer.input_size:
+        size = cast("tuple[int, int]", layer.input_size)  # a pair once the layer is built
+        if x.dim() != 4 or x.shape[1] != layer.in_channels or tuple(x.shape[2:]) != size:
             raise ConfigError(f"{where}: input shape {tuple(x.shape)} does not match the layer; expected "
-                              f"(N, {layer.in_channels}, {layer.input_size[0]}, {layer.input_size[1]})")
+                              f"(N, {layer.in_channels}, {size[0]}, {size[1]})")
         enc = input_encoding(self.config, x, where)
         n = x.shape[0]
         win = self._windows(x.shape[2], x.shape[3])
@@ -410,9 +484,11 @@ class CrossbarLayer:
             elif adc.full_scale == "max":
                 scales = [self._tile_max(rt.col_abs * enc.top_level) for rt in self.row_tiles]
             else:
-                scales = [torch.full_like(rt.col_abs, float(adc.full_scale)) for rt in self.row_tiles]
-        acc = self._accumulator_dtype(enc, adc is None)
-        passes = self._passes(enc, adc is None)
+                scales = [torch.full_like(rt.col_abs, float(adc.full_scale) * self.unit)
+                          for rt in self.row_tiles]
+        ideal = adc is None and self.read_noise is None  # nothing reads a step's column values
+        acc = self._accumulator_dtype(enc, ideal)
+        passes = self._passes(enc, ideal)
         y = torch.zeros(n, win.rows.shape[0], win.cols.shape[0], geo.sets, len(self.colcat), dtype=acc)
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
@@ -421,18 +497,95 @@ class CrossbarLayer:
                 if fused:  # provably exact in float32, step weights applied by the engine
                     v = self.engine(self, planes, rt, win, enc.steps, torch.float32, enc.coefficients)
                     self._recombine(v, (1.0,), y[n0:n1], torch.float32)
-                    continue
-                v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc), None)
-                if adc is not None and scales is not None:
-                    v = adc.convert(v, scales[i], signed_adc)
-                self._recombine(v, enc.coefficients, y[n0:n1], self._step_dtype(rt, enc, adc is None))
+                elif self.fused and not ideal:
+                    self._read_batched(i, planes, rt, win, enc, scales[i] if scales else None, signed_adc,
+                                       y[n0:n1])
+                else:
+                    self._read_reference(planes, rt, win, enc, scales[i] if scales else None, signed_adc,
+                                         y[n0:n1])
         out = self._scatter(y)
+        if self.unit != 1:
+            out.div_(self.unit)  # grid units -> levels (a power of two: exact)
         return SimResult(out[:, :, 0, 0] if flat else out, self.counters(n, enc.steps))
 
+    def _read_reference(self, planes: torch.Tensor, rt: _RowTile, win: _Windows, enc: InputEncoding,
+                        scale: torch.Tensor | None, signed_adc: bool, out: torch.Tensor) -> None:
+        """Reference path of one row tile: every column read of every step, read noise added, each
+        converted by :meth:`AdcSpec.convert`, then the shift-and-add in float64."""
+        v = self.engine(self, planes, rt, win, enc.steps, self._dtype(rt, enc), None)
+        if self.read_noise is not None:
+            v = v.to(torch.float64) + self.read_noise.read(tuple(v.shape), self._read_gen)
+        adc = self.config.adc
+        if adc is not None and scale is not None:
+            v = adc.convert(v, scale, signed_adc, self.unit)
+        self._recombine(v, enc.coefficients, out, self._step_dtype(rt, enc, adc is None and
+                                                                     self.read_noise is None))
+
+    def _read_batched(self, i: int, planes: torch.Tensor, rt: _RowTile, win: _Windows,
+                      enc: InputEncoding, scale: torch.Tensor | None, signed_adc: bool,
+                      out: torch.Tensor) -> None:
+        """Fast path of row tile ``i`` with column reads (ADC and/or read noise): the same column values
+        as :meth:`_read_reference` for the whole batch of windows, steps and slices, converted in place
+        (float32 where every value and half an LSB stay below 2**23, so each step is exact), codes
+        summed over steps before the LSB is applied: identical numbers, fewer passes over memory.
+
+        With the built-in engines the ADC's scaling and rounding offset are folded into the product:
+        the engine runs the tile's conductances times ``1 / lsb`` (a power of two: exact) plus 0.5, so
+        it returns ``v / lsb + 0.5`` and only the floor (and the clip, if needed) remains."""
+        noise = None
+        bound = rt.bound * enc.top_level
+        if self.read_noise is not None:
+            steps, n = enc.steps, planes.shape[0] // enc.steps
+            shape = (steps, n, win.rows.shape[0], win.cols.shape[0], self.tiles.geo.sets, rt.g.shape[2])
+            noise = self.read_noise.read(shape, self._read_gen)
+            bound += float(noise.abs().max()) if noise.numel() else 0.0
+        dt = torch.float32 if bound < _FLOAT32_ADC else torch.float64
+        adc = self.config.adc
+        if adc is None or scale is None:
+            v = self.engine(self, planes, rt, win, enc.steps, dt, None)
+            if noise is not None:
+                v.add_(noise.to(dt))
+            self._recombine(v, enc.coefficients, out, torch.float64)
+            return
+        lsb = adc.lsbs(scale, signed_adc, self.unit)
+        # Full scale "max" and "calibrated" cover every noiseless read (conductances are >= 0, so an
+        # unsigned ADC never sees a negative value): clipping can only happen with a fixed full scale
+        # or with read noise.
+        clip = noise is not None or not isinstance(adc.full_scale, str)
+        if self.engine in _BIAS_ENGINES:
+            v = self.engine(self, planes, self._scaled_tile(i, rt, lsb), win, enc.steps, dt, None)
+            if noise is not None:
+                v.add_((noise / lsb).to(dt))  # exact: grid integers over a power of two
+            v.floor_()
+            if clip:
+                v.clamp_(*adc.code_range(signed_adc))
+        else:
+            v = self.engine(self, planes, rt, win, enc.steps, dt, None)
+            if noise is not None:
+                v.add_(noise.to(dt))
+            adc.codes_(v, lsb, signed_adc, clip)
+        lo, hi = adc.code_range(signed_adc)
+        code_bound = max(-lo, hi) * sum(abs(c) for c in enc.coefficients)
+        self._recombine(v, enc.coefficients, out,
+                        torch.float32 if code_bound < _FLOAT32_EXACT else torch.float64, lsb)
+
+    def _scaled_tile(self, i: int, rt: _RowTile, lsb: torch.Tensor) -> _RowTile:
+        """Row tile ``i`` with conductances ``g / lsb`` and the rounding offset as bias (cached while
+        the LSBs stay the same: always for full scale "max" or a number)."""
+        bias = 0.5 if self.config.adc is not None and self.config.adc.rounding == "nearest" else 0.0
+        hit = self._scaled.get(i)
+        if hit is None or not torch.equal(hit[0], lsb):
+            g = rt.g / lsb[:, None, :]
+            hit = (lsb, _RowTile(rt.r0, rt.r1, g, rt.col_abs, rt.bound, rt.weight_bound, rt.ref_bound,
+                                 bias=bias))
+            self._scaled[i] = hit
+        return hit[1]
+
     def _dtype(self, rt: _RowTile, enc: InputEncoding) -> torch.dtype:
-        # Noisy conductances are not integers: float64, so the error seen is the device's alone.
-        exact32 = not self.noisy and rt.bound * enc.top_level < _FLOAT32_EXACT
-        return torch.float32 if exact32 else torch.float64
+        # Integer column values (levels, or grid units with noise) are exact in float32 below the
+        # limit; with an ADC the rounding adds half an LSB, so one bit is kept in reserve.
+        limit = _FLOAT32_EXACT if self.config.adc is None else _FLOAT32_ADC
+        return torch.float32 if rt.bound * enc.top_level < limit else torch.float64
 
     def _tile_max(self, per_col: torch.Tensor) -> torch.Tensor:
         """Each physical column's value replaced by the maximum over its column tile (per set)."""
@@ -441,7 +594,8 @@ class CrossbarLayer:
         m = m.scatter_reduce(1, self.phys_tile.expand(per_col.shape[0], -1), per_col, reduce="amax")
         return m[:, self.phys_tile]
 
-    def _calibrate(self, xp: torch.Tensor, enc: InputEncoding, win: _Windows, chunk: int) -> list[torch.Tensor]:
+    def _calibrate(self, xp: torch.Tensor, enc: InputEncoding, win: _Windows,
+                   chunk: int) -> list[torch.Tensor]:
         """Calibrated ADC full scale: the largest |column value| per tile over the whole batch."""
         peaks = [torch.zeros_like(rt.col_abs) for rt in self.row_tiles]
         for n0 in range(0, xp.shape[0], chunk):
@@ -466,7 +620,7 @@ class CrossbarLayer:
 
         Any partial sum, in any order, lies in ``[-neg, pos]`` where ``pos``/``neg`` add the largest
         magnitudes of the positive/negative terms, so ``max(pos, neg) < 2**24`` is sufficient."""
-        if not ideal_adc or self.noisy:
+        if not ideal_adc:
             return torch.float64
         wb = sum(rt.weight_bound for rt in self.row_tiles) * enc.top_level
         rb = sum(rt.ref_bound for rt in self.row_tiles) * enc.top_level
@@ -478,7 +632,7 @@ class CrossbarLayer:
 
     def _step_dtype(self, rt: _RowTile, enc: InputEncoding, ideal_adc: bool) -> torch.dtype:
         """float32 for the weighted sum over input steps of one row tile when it is exact there."""
-        if not ideal_adc or self.noisy:
+        if not ideal_adc:
             return torch.float64
         return torch.float32 if self._step_bound(rt, enc) < _FLOAT32_EXACT else torch.float64
 
@@ -493,7 +647,7 @@ class CrossbarLayer:
         integers (no noise), and every partial sum of the fused product is an integer below 2**24 in
         float32 (exact in any summation order). ``fused=False`` turns it off; the tests compare both."""
         every = [(i, rt, False) for i, rt in enumerate(self.row_tiles)]
-        if not (self.fused and ideal_adc and not self.noisy):
+        if not (self.fused and ideal_adc):
             return every
         merged = self._merged_rows()
         if merged is not None and len(self.row_tiles) > 1 and self._step_bound(merged, enc) < _FLOAT32_EXACT:
@@ -522,9 +676,10 @@ class CrossbarLayer:
         return self._merged
 
     def _recombine(self, v: torch.Tensor, step_weights: tuple[float, ...], out: torch.Tensor,
-                   step_dtype: torch.dtype) -> None:
+                   step_dtype: torch.dtype, lsb: torch.Tensor | None = None) -> None:
         """Shift-and-add over input steps, then slices and differential halves, minus the offset
-        columns, accumulated into ``out`` (n, Wh, Ww, S, N). ``v``: (steps, n, Wh, Ww, S, phys).
+        columns, accumulated into ``out`` (n, Wh, Ww, S, N). ``v``: (steps, n, Wh, Ww, S, phys);
+        ``lsb`` (S, phys): ADC codes in ``v``, multiplied by their column's LSB after the step sum.
 
         The input steps are reduced first, as one weighted sum that reads ``v`` once (a matrix-vector
         product over the step axis); slices and offset columns then act on the ``steps`` times smaller
@@ -536,14 +691,19 @@ class CrossbarLayer:
             r = v[0] if step_weights[0] == 1 else v[0] * step_weights[0]
         else:
             r = torch.tensordot(torch.tensor(step_weights, dtype=step_dtype), v, dims=1)
-        r = r.to(out.dtype)  # (n, Wh, Ww, S, phys)
+        if lsb is not None:  # codes x a power of two: exact in any float type, no widening copy
+            r = r.mul_(lsb.to(r.dtype)) if r.data_ptr() != v.data_ptr() else r * lsb.to(r.dtype)
+        else:
+            r = r.to(out.dtype)  # (n, Wh, Ww, S, phys)
         for c in range(self.cpw):
             out.add_(r[..., c * ncol:(c + 1) * ncol], alpha=float(self.coef[c]))
         if self.ref_cols:
             # Every weight column loses offset x the input sum its column tile's reference column read
             # (broadcast per column tile: a gather along the last axis is several times slower).
             ref = r[..., self.cpw * ncol:]
-            if self.equal_col_tiles:
+            if self.ref_cols != len(self.col_tile_span):  # several tap patterns per tile (binary)
+                out.sub_(ref[..., self.ref_index], alpha=self.wenc.offset)
+            elif self.equal_col_tiles:
                 out.view(*out.shape[:-1], self.ref_cols, -1).sub_(ref[..., None], alpha=self.wenc.offset)
             else:
                 for j, (c0, c1) in enumerate(self.col_tile_span):

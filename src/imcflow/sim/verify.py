@@ -11,7 +11,7 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -92,15 +92,15 @@ class VerifyReport:
 
 def random_layer_data(layer: ConvLayer, config: SimConfig, batch: int, seed: int,
                       geometry: str = "real") -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded random integer weights (the configured cells' full range, 4-bit signed for ideal cells)
-    and non-negative inputs (``input_bits``, else 8-bit), as float64."""
+    """Seeded random integer weights (:meth:`SimConfig.random_weights`: the configured cells' full
+    range, 4-bit signed for ideal cells, ``{-1, +1}`` for binary weights) and non-negative inputs
+    (``input_bits``, else 8-bit), as float64."""
     gen = torch.Generator().manual_seed((seed * 7919 + zlib.crc32(layer.name.encode())) % (1 << 63))
-    lo, hi = config.weight_range() or (-8, 7)
-    w = torch.randint(lo, hi + 1, (layer.out_channels, layer.group_in_channels, *layer.kernel_size),
-                      generator=gen)
+    w = config.random_weights((layer.out_channels, layer.group_in_channels, layer.Kh, layer.Kw), gen)
     ib = config.input_bits or DEFAULT_INPUT_BITS
-    x = torch.randint(0, 1 << ib, (batch, layer.in_channels, *layer.input_size), generator=gen)
-    return w.double(), x.double()
+    h, w_in = cast("tuple[int, int]", layer.input_size)  # a pair once the layer is built
+    x = torch.randint(0, 1 << ib, (batch, layer.in_channels, h, w_in), generator=gen)
+    return w, x.double()
 
 
 def verify_layer(layer: ConvLayer, array: ArraySpec, method: str, options: MappingOptions | None = None,

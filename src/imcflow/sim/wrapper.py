@@ -27,6 +27,15 @@ bit, and its float forward up to float32 rounding. Accuracy differences come onl
 non-idealities (and, for layers whose input the model does not quantize, the simulator's input
 quantization).
 
+``mode`` chooses what is simulated with the same integers and the same ``SimConfig``: ``"crossbar"``
+(default) the mapped tiles with bit slicing, bit-serial steps and an ADC read per column, step and row
+tile; ``"layer-adc"`` the per-layer model that IBM aihwkit assumes (one ADC read of the full-precision
+analog sum per output, input DAC, output noise; :mod:`imcflow.sim.layer_adc`).
+
+Binary weights (``weight_bits=1`` with the offset encoding: ``{-1, +1}``) of a float layer are
+quantized to their sign (0 counts as +1) with the scale ``mean(|w|)``, which minimises the squared
+error of ``scale * sign(w)`` (XNOR-Net).
+
 >>> import torch
 >>> from imcflow.hardware import ArraySpec
 >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU())
@@ -46,18 +55,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from imcflow.errors import UnsupportedLayerError
+from imcflow.errors import ConfigError, UnsupportedLayerError
 from imcflow.frontends.torch_trace import WEIGHT_LAYER_TYPES, CallLog, TracedLayer, owns_weight_tensor
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer
 from imcflow.layers.core import as_pair
 from imcflow.mapping import MappingOptions
-from imcflow.quant.modules import StoredWeights, stored_weights
+from imcflow.quant.modules import StoredWeights, is_quantized, stored_weights
 from imcflow.sim.effects import SimConfig
 from imcflow.sim.executor import CrossbarLayer, SimCounters
+from imcflow.sim.layer_adc import LayerAdcModel
 from imcflow.sim.tiles import build_tiles
 
 DEFAULT_QUANT_BITS = 8
+MODES = ("crossbar", "layer-adc")
 
 
 def quantize_symmetric(t: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, float]:
@@ -83,9 +94,24 @@ def crossbar_weights(module: nn.Module, config: SimConfig | None = None) -> Stor
     [64, -127]
     """
     config = config or SimConfig()
+    if config.binary and not is_quantized(module):
+        weight = module.weight
+        assert isinstance(weight, torch.Tensor)  # internal: callers pass Conv2d/Linear modules
+        q, scale = quantize_binary(weight.detach().to(torch.float64))
+        return StoredWeights(q.to(torch.int32), torch.tensor(scale, dtype=torch.float64), None, 1)
     wb = config.weight_bits or DEFAULT_QUANT_BITS
     lo, hi = config.weight_range() or (-(1 << (wb - 1)) + 1, (1 << (wb - 1)) - 1)
     return stored_weights(module, float_qmax=min(-lo, hi))
+
+
+def quantize_binary(t: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """``{-1, +1}`` (the sign, 0 -> +1) and the scale ``mean(|t|)`` (least squares for a sign code).
+
+    >>> quantize_binary(torch.tensor([-1.0, 0.5, 0.0, 2.5]))
+    (tensor([-1.,  1.,  1.,  1.]), 1.0)
+    """
+    scale = float(t.abs().mean()) if t.numel() else 0.0
+    return torch.where(t >= 0, 1.0, -1.0).to(t.dtype), scale if scale > 0 else 1.0
 
 
 class SimulatedLayer(nn.Module):
@@ -97,8 +123,12 @@ class SimulatedLayer(nn.Module):
     """
 
     def __init__(self, module: nn.Conv2d | nn.Linear, name: str, array: ArraySpec, method: str,
-                 options: MappingOptions, config: SimConfig, log: CallLog | None = None) -> None:
+                 options: MappingOptions, config: SimConfig, log: CallLog | None = None,
+                 mode: str = "crossbar") -> None:
         super().__init__()
+        if mode not in MODES:
+            raise ConfigError(f"layer {name!r}: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
         if isinstance(module, nn.Conv2d) and module.padding_mode != "zeros":
             # Mapping ignores how padded pixels are filled; executing a layer does not.
             raise UnsupportedLayerError(f"layer {name!r}: padding_mode={module.padding_mode!r}; the "
@@ -108,6 +138,7 @@ class SimulatedLayer(nn.Module):
         self.array, self.method, self.options, self.config = array, method, options, config
         self.log = log if log is not None else CallLog()
         self._sims: dict[tuple[int, int], CrossbarLayer] = {}
+        self._layer_adc: dict[tuple[int, int], LayerAdcModel] = {}
         self.counters = SimCounters()
 
     @cached_property
@@ -133,6 +164,12 @@ class SimulatedLayer(nn.Module):
             self._sims[key] = CrossbarLayer(tiles, self.config)
         return self._sims[key]
 
+    def _analog(self, layer: ConvLayer) -> LayerAdcModel:
+        key = as_pair(layer.input_size)
+        if key not in self._layer_adc:
+            self._layer_adc[key] = LayerAdcModel(self.w_int, layer, self.config, self.layer_name)
+        return self._layer_adc[key]
+
     def _integer_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
         quantizer = getattr(self.original, "input_quantizer", None)
         if quantizer is not None and hasattr(quantizer, "integer"):
@@ -149,9 +186,15 @@ class SimulatedLayer(nn.Module):
         if traced is None:
             self.log.check(self.layer_name)
             raise UnsupportedLayerError(f"layer {self.layer_name!r}: cannot be simulated")
-        sim = self._sim(traced.layer)
         x_int, x_scale = self._integer_input(x)
         scale = self.w_scale * x_scale
+        if self.mode == "layer-adc":
+            linear = isinstance(self.original, nn.Linear)
+            out = self._analog(traced.layer).run(x_int, "linear" if linear else "conv")
+            y = (out * (scale if linear else scale[:, None, None])).to(x.dtype)
+            return y if self.original.bias is None else y + (
+                self.original.bias.detach() if linear else self.original.bias.detach()[:, None, None])
+        sim = self._sim(traced.layer)
         if isinstance(self.original, nn.Linear):
             # (N, ..., F): the T = prod(...) positions are the layer's T x 1 map (see the tracer).
             lead = x_int.shape[:-1]
@@ -176,8 +219,10 @@ _WRAPPED: weakref.WeakKeyDictionary[nn.Module, tuple[CallLog, list[Any]]] = weak
 
 
 def wrap_model(model: nn.Module, array: ArraySpec, method: str = "vwsdk",
-               options: MappingOptions | None = None, config: SimConfig | None = None) -> nn.Module:
-    """Replace every Conv2d and Linear of ``model`` (in place) by a :class:`SimulatedLayer`.
+               options: MappingOptions | None = None, config: SimConfig | None = None,
+               mode: str = "crossbar") -> nn.Module:
+    """Replace every Conv2d and Linear of ``model`` (in place) by a :class:`SimulatedLayer`
+    (``mode``: ``"crossbar"`` or ``"layer-adc"``, see the module doc).
 
     A module that owns a weight matrix but is not a Conv2d/Linear (Conv1d, ConvTranspose2d, an RNN,
     ...) cannot run on crossbars: every such module a forward pass calls is named in one
@@ -191,7 +236,7 @@ def wrap_model(model: nn.Module, array: ArraySpec, method: str = "vwsdk",
     others = [(n, m) for n, m in model.named_modules()
               if not isinstance(m, WEIGHT_LAYER_TYPES) and owns_weight_tensor(m)]
     for name, module in targets:
-        _set_module(model, name, SimulatedLayer(module, name, array, method, options, config, log))
+        _set_module(model, name, SimulatedLayer(module, name, array, method, options, config, log, mode))
     handles: list[Any] = [model.register_forward_pre_hook(lambda m, args: log.reset())]
     for name, module in others:
         handles.append(module.register_forward_hook(
@@ -233,9 +278,9 @@ def model_counters(model: nn.Module) -> SimCounters:
 @contextmanager
 def on_crossbars(model: nn.Module, array: ArraySpec, method: str = "vwsdk",
                  options: MappingOptions | None = None,
-                 config: SimConfig | None = None) -> Iterator[nn.Module]:
+                 config: SimConfig | None = None, mode: str = "crossbar") -> Iterator[nn.Module]:
     """``with on_crossbars(model, array) as m:`` runs ``m`` on simulated crossbars, then restores it."""
-    wrap_model(model, array, method, options, config)
+    wrap_model(model, array, method, options, config, mode)
     try:
         yield model
     finally:
