@@ -93,5 +93,9 @@ def test_invalid_effect_parameters():
         NoiseSpec(sigma=-1)
     with pytest.raises(ConfigError, match="stuck_on_rate"):
         NoiseSpec(stuck_on_rate=2)
+    with pytest.raises(ConfigError, match="read_sigma"):
+        NoiseSpec(read_sigma=float("inf"))
+    with pytest.raises(ConfigError, match="resolution_bits"):
+        NoiseSpec(resolution_bits=30)
     with pytest.raises(ConfigError, match="signed"):
         SimConfig(signed="twos")

@@ -146,8 +146,9 @@ class NoiseSpec:
         if self.stuck_on_rate + self.stuck_off_rate > 1:
             raise ConfigError(f"stuck_on_rate + stuck_off_rate must be <= 1, got "
                               f"{self.stuck_on_rate} + {self.stuck_off_rate}")
-        if not (isinstance(self.read_sigma, (int, float)) and self.read_sigma >= 0):
-            raise ConfigError(f"noise read_sigma must be a number >= 0, got {self.read_sigma!r}")
+        if not (isinstance(self.read_sigma, (int, float)) and math.isfinite(self.read_sigma)
+                and self.read_sigma >= 0):
+            raise ConfigError(f"noise read_sigma must be a finite number >= 0, got {self.read_sigma!r}")
         check_int("resolution_bits", self.resolution_bits, 0, 24)
 
     @property
