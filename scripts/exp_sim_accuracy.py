@@ -11,7 +11,9 @@ with every Conv2d/Linear simulated (``imcflow.sim.wrapper``), for every ADC reso
 * ``layer-adc``: the per-layer model aihwkit assumes (8-bit input DAC, one ADC read of the whole
   layer's analog sum per output, full scale "max", the same per-weight sigma).
 
-Output (in ``--out``): ``results.json``, ``table.md`` (the README table) and ``accuracy.png``.
+Output: in ``--out`` ``results.json``, ``table.md`` (the README table: one column per ADC setting) and
+``accuracy.png``; the results file (``--results``, default ``docs/results/exp_sim_accuracy.md``, with
+``--smoke`` in ``--out``) holds the same numbers one row per setting, with the command and commit.
 
     python scripts/exp_sim_accuracy.py --out docs/sim_accuracy
     python scripts/exp_sim_accuracy.py --smoke --out /tmp/smoke     # seconds: tiny data, two settings
@@ -19,19 +21,23 @@ Output (in ``--out``): ``results.json``, ``table.md`` (the README table) and ``a
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shlex
+import sys
 import time
 
 import torch
 
 from imcflow.hardware.array import parse_array
+from imcflow.io import atomic_write_json, atomic_write_text
 from imcflow.models import create_model
+from imcflow.report.results import add_results_arguments, markdown_table, results_path, write_results
 from imcflow.sim import AdcSpec, NoiseSpec, SimConfig
 from imcflow.sim.wrapper import on_crossbars
 from imcflow.train import TrainConfig, evaluate, fit, load_dataset
 
 MODES = ("crossbar", "layer-adc")
+COLUMNS = ["mode", "sigma", "ADC bits", "accuracy %"]
 
 
 def sim_config(adc_bits: int | None, sigma: float, seed: int) -> SimConfig:
@@ -115,7 +121,13 @@ def plot(res: dict, path: str) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
+def long_table(res: dict) -> str:
+    """The results-file table: one row per (mode, sigma, ADC setting)."""
+    return markdown_table(COLUMNS, [[r["mode"], f"{r['sigma']:g}", r["adc_bits"] or "ideal",
+                                     f"{100 * r['accuracy']:.1f}"] for r in res["rows"]])
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--train", type=int, default=6000)
@@ -124,25 +136,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--adc-bits", type=int, nargs="+", default=[8, 6, 5, 4, 3])
     p.add_argument("--sigma", type=float, nargs="+", default=[0.0, 0.05])
     p.add_argument("--array", default="128x128")
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true",
-                   help="synthetic 8x8 data, 32 train / 8 test images, one epoch, ADC 4 bits, sigma 0.05")
-    p.add_argument("--out", default="runs/exp_sim_accuracy")
+    add_results_arguments(p, "exp_sim_accuracy", "synthetic 8x8 data, 32 train / 8 test images, one "
+                                                 "epoch, ADC 4 bits, sigma 0.05")
     args = p.parse_args(argv)
+    args.results = results_path(args, "exp_sim_accuracy")
     if args.smoke:
         args.train, args.test, args.epochs, args.adc_bits, args.sigma = 32, 8, 1, [4], [0.05]
     os.makedirs(args.out, exist_ok=True)
     res = run(args)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(res, f, indent=1)
+    atomic_write_json(os.path.join(args.out, "results.json"), res)
     md = table(res)
-    with open(os.path.join(args.out, "table.md"), "w") as f:
-        f.write(md)
+    atomic_write_text(os.path.join(args.out, "table.md"), md)
     plot(res, os.path.join(args.out, "accuracy.png"))
     print(md, end="")
-    print(f"wrote {args.out}/results.json, table.md, accuracy.png ({res['total_seconds']:.0f} s)")
+    command = "python scripts/exp_sim_accuracy.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    notes = (f"ResNet-20 trained on {res['train_images']} {res['dataset']} images for {res['epochs']} "
+             f"epoch(s), float accuracy {100 * res['float_accuracy']:.1f} % on {res['test_images']} test "
+             f"images; total {res['total_seconds']:.0f} s wall, {args.threads} thread(s).")
+    print(write_results(args.results, long_table(res), command.strip(), notes=notes))
+    print(f"wrote {args.out}/results.json, table.md, accuracy.png and {args.results}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

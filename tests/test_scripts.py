@@ -15,7 +15,7 @@ from imcflow.report.results import parse_results, readme_blocks, results_text, s
 ROOT = Path(__file__).resolve().parents[1]
 # Script -> the name of its results file in smoke mode (None: prints its table only).
 TABLE_SCRIPTS = {"scripts/exp_lowrank.py": "exp_lowrank.md", "scripts/exp_vwc_sdk.py": "exp_vwc_sdk.md",
-                 "benchmarks/bench_train.py": None}
+                 "scripts/exp_sim_accuracy.py": "exp_sim_accuracy.md", "benchmarks/bench_train.py": None}
 NO_TABLE = {"scripts/sync_readme_results.py": "copies tables, makes none",
             "scripts/extract_neurosim_reference.py": "turns NeuroSim logs into a test CSV, no table",
             "scripts/calibrate_neurosim.py": "fits preset constants to that CSV, no README table"}
