@@ -149,14 +149,21 @@ def main(argv: list[str] | None = None) -> int:
     md = table(res)
     atomic_write_text(os.path.join(args.out, "table.md"), md)
     plot(res, os.path.join(args.out, "accuracy.png"))
-    print(md, end="")
-    command = "python scripts/exp_sim_accuracy.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    notes = (f"ResNet-20 trained on {res['train_images']} {res['dataset']} images for {res['epochs']} "
-             f"epoch(s), float accuracy {100 * res['float_accuracy']:.1f} % on {res['test_images']} test "
-             f"images; total {res['total_seconds']:.0f} s wall, {args.threads} thread(s).")
-    print(write_results(args.results, long_table(res), command.strip(), notes=notes))
+    print(md + write_results(args.results, long_table(res), _command(argv), notes=_notes(res, args)))
     print(f"wrote {args.out}/results.json, table.md, accuracy.png and {args.results}")
     return 0
+
+
+def _command(argv: list[str] | None) -> str:
+    """The command line as the results file records it."""
+    args = sys.argv[1:] if argv is None else argv
+    return ("python scripts/exp_sim_accuracy.py " + shlex.join(args)).strip()
+
+
+def _notes(res: dict, args: argparse.Namespace) -> str:
+    return (f"ResNet-20 trained on {res['train_images']} {res['dataset']} images for {res['epochs']} "
+            f"epoch(s), float accuracy {100 * res['float_accuracy']:.1f} % on {res['test_images']} test "
+            f"images; total {res['total_seconds']:.0f} s wall, {args.threads} thread(s).")
 
 
 if __name__ == "__main__":
