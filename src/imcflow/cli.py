@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from imcflow.errors import ImcflowError
+from imcflow.validate import require_finite_floats
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"imcflow.cli_commands.{info.name}")
         module.register(sub)
+    require_finite_floats(parser)  # no float option accepts inf or nan
     return parser
 
 

@@ -52,25 +52,9 @@ class DataNotFoundError(ImcflowError, FileNotFoundError):
     """A dataset's files are missing; the message says where they go and how to get them."""
 
 
-def check_int(field: str, value: object, minimum: int = 1, maximum: int | None = None,
-              where: str = "") -> int:
-    """Validate an integer field and return it.
+# Argument checks live in imcflow.validate (shared by the API and the CLI); re-exported here for the
+# modules that import them from errors. Imported last: validate needs the classes above.
+from imcflow.validate import check_int  # noqa: E402
 
-    >>> check_int("rows", 512)
-    512
-    """
-    prefix = f"{where}: " if where else ""
-    if isinstance(value, bool) or not isinstance(value, (int,)):
-        try:
-            import numpy as np  # only to accept numpy integers
-
-            if isinstance(value, np.integer):
-                value = int(value)
-            else:
-                raise TypeError
-        except TypeError:
-            raise ConfigError(f"{prefix}{field} must be an integer, got {value!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ConfigError(f"{prefix}{field} must be {allowed}, got {value}")
-    return int(value)
+__all__ = ["ImcflowError", "ConfigError", "UnknownNameError", "UnsupportedLayerError", "FormatError",
+           "DataNotFoundError", "check_int"]

@@ -56,6 +56,9 @@ def network_from_args(args: argparse.Namespace) -> Network:
     if args.layer and args.model:
         raise ConfigError("give either a MODEL or --layer lists, not both")
     if args.layer:
+        if args.input:
+            raise ConfigError(f"--input {args.input} cannot be used with --layer: each --layer gives its "
+                              f"own input size H,W")
         layers = [parse_layer_spec(t, name=f"layer{i + 1}") for i, t in enumerate(args.layer)]
         return Network("layers", tuple(layers), source="--layer")
     if not args.model:

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="read noise per column read (Gaussian, in cell levels x input units; default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random data and the noise")
     p.add_argument("--batch", type=int, default=1, help="images per layer (default 1)")
+    p.add_argument("--max-memory-gib", type=float, default=None, metavar="GIB",
+                   help="refuse a layer whose simulation needs more memory than this, estimated before "
+                        "anything is allocated (default: 4)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: verify runs many small products, for which one "
                         "thread is fastest, and several threads stall badly on a busy machine)")
@@ -74,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     array = c.array_from_args(args)
     config = config_from_args(args)
     report = verify_network(network, array, c.methods_from_args(args), c.options_from_args(args, network),
-                            config, batch=check_int("--batch", args.batch, 1), seed=args.seed)
+                            config, batch=check_int("--batch", args.batch, 1), seed=args.seed,
+                            **({} if args.max_memory_gib is None
+                               else {"max_memory_gib": args.max_memory_gib}))
     if args.format == "json":
         text = c.to_json(report.to_dict())
     elif args.format == "csv":

@@ -40,11 +40,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from imcflow.errors import ConfigError, ImcflowError, check_int
+from imcflow.errors import ConfigError, ImcflowError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer
 from imcflow.mapping.base import LayerMapping
 from imcflow.mapping.geometry import LayerProblem, ceil_div
+from imcflow.validate import check_bits
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,10 @@ def split_axis(total: int, capacity: int, pieces: int, what: str) -> list[int]:
 
 
 def _grid(rows: list[int], cols: list[int], sets: int) -> list[TileShape]:
-    return [TileShape(r, c, sets, i) for i, r in enumerate(rows) for c in cols]
+    # Column tiles of equal width are merged here (at most two widths), so the list grows with the
+    # row tiles only: a 1 x 1 array would otherwise list rows x cols tiles (millions for ResNet-50).
+    widths = Counter(cols)
+    return [TileShape(r, c, sets * n, i) for i, r in enumerate(rows) for c, n in widths.items()]
 
 
 def _flat_layout(problem: LayerProblem, m: LayerMapping, array: ArraySpec) -> list[TileShape]:
@@ -237,8 +241,8 @@ def input_steps(input_bits: int, dac_bits: int) -> int:
     >>> input_steps(16, 1), input_steps(8, 3)
     (16, 3)
     """
-    check_int("input_bits", input_bits, 1, 64)
-    check_int("dac bits", dac_bits, 1, 64)
+    check_bits("input_bits", input_bits)
+    check_bits("dac bits", dac_bits, "dac_bits")
     return math.ceil(input_bits / dac_bits)
 
 
@@ -270,8 +274,8 @@ def counts_from_tiles(layer: str, method: str, shapes: list[TileShape], windows:
                       dac_bits: int = 1, output_bits: int | None = None) -> LayerCounts:
     """The counts of ``windows`` activations of every tile in ``shapes`` (``count`` = activations of
     that tile shape per window). One formula for every layout, composite factors included."""
-    check_int("input_bits", input_bits, 1, 64)
-    out_bits = input_bits if output_bits is None else check_int("output_bits", output_bits, 1, 64)
+    check_bits("input_bits", input_bits)
+    out_bits = input_bits if output_bits is None else check_bits("output_bits", output_bits)
     steps = input_steps(input_bits, dac_bits)
     shapes = sorted(shapes, key=lambda t: (t.row_index, -t.rows, -t.cols))
     rows = windows * sum(t.rows * t.count for t in shapes)

@@ -12,12 +12,13 @@ from imcflow.cost.components import COMPONENTS, activation_time_s, array_area_mm
 from imcflow.cost.composite import count_composite
 from imcflow.cost.counts import LayerCounts, count_layer, merge_counts
 from imcflow.cost.results import MODES, LayerCost, NetworkCost
-from imcflow.errors import ConfigError, check_int
+from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.hardware.preset import HardwarePreset
 from imcflow.layers import ConvLayer, Network
 from imcflow.mapping import MappingOptions, NetworkMapping, map_network
 from imcflow.mapping.base import LayerMapping
+from imcflow.validate import check_bits
 
 
 def check_mode(mode: str) -> str:
@@ -86,7 +87,7 @@ class CostSettings:
     @property
     def bits(self) -> int:
         bits = self.input_bits if self.input_bits is not None else self.preset["defaults.input_bits"]
-        return check_int("input_bits", bits, 1, 64)
+        return check_bits("input_bits", bits)
 
 
 def preset_array(preset: HardwarePreset, rows: int, cols: int, cell_bits: int | None = None,

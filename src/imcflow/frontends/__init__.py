@@ -37,4 +37,5 @@ def _lazy(module: str, function: str) -> Callable[[str, tuple[int, ...] | None],
 
 
 for _suffix, (_module, _function) in _LOADERS.items():
-    register_file_loader(_suffix, _lazy(_module, _function))
+    # A NetWork.csv lists every size itself (no input shape to take).
+    register_file_loader(_suffix, _lazy(_module, _function), takes_input=_suffix != ".csv")

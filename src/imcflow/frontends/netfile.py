@@ -35,6 +35,7 @@ from typing import Any
 
 from imcflow.errors import ConfigError, FormatError
 from imcflow.layers import AnyLayer, ConvLayer, LowRankLayer, Network
+from imcflow.validate import check_file
 
 _TOP_KEYS = ("name", "input", "geometry", "source", "layers")
 _LOWRANK_KEYS = ("rank", "rank_groups", "split", "combine")
@@ -249,11 +250,12 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {".yaml": _parse_yaml, ".yml": 
 
 def read_network_file(path: str, input_shape: tuple[int, ...] | None = None) -> Network:
     """Load a ``.yaml``/``.yml``/``.json`` network file. ``input_shape`` (C,H,W) overrides ``input``."""
+    path = check_file("path", path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in _PARSERS:
         raise FormatError(f"{path}: a network file must end in {', '.join(_PARSERS)}")
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is accepted, as for CSV
             text = fh.read()
     except UnicodeDecodeError:
         raise FormatError(f"{path}: not a text file (expected {suffix[1:].upper()})") from None

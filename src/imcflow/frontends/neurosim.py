@@ -28,6 +28,7 @@ import numpy as np
 
 from imcflow.errors import ConfigError, FormatError
 from imcflow.layers import ConvLayer, Network
+from imcflow.validate import check_file
 
 # DNN+NeuroSim ships its NetWork_*.csv files with Windows line endings (V1.3, V1.4 and V2.1:
 # Inference_pytorch/NeuroSIM/NetWork_VGG8.csv is 176 bytes for 8 rows of 20-22 characters).
@@ -113,9 +114,11 @@ def parse_neurosim_csv(text: str, source: str = "<NetWork.csv>", padding: Paddin
 
 def read_neurosim_csv(path: str, input_shape: tuple[int, ...] | None = None,
                       padding: Padding = "padded") -> Network:
-    """Load a NeuroSim ``NetWork.csv`` file. ``input_shape`` is ignored: the file gives every size."""
+    """Load a NeuroSim ``NetWork.csv`` file. ``input_shape`` is ignored: the file gives every size.
+    A UTF-8 byte-order mark (spreadsheet exports) is accepted, as for YAML files."""
+    path = check_file("path", path)
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             text = fh.read()
     except UnicodeDecodeError:
         raise FormatError(f"{path}: not a text file (expected NeuroSim NetWork.csv rows)") from None

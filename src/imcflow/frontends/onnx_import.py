@@ -30,7 +30,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from imcflow.errors import ConfigError, FormatError, UnsupportedLayerError
 from imcflow.layers import ConvLayer, Network
@@ -39,7 +39,20 @@ Shape = tuple[int | None, ...]
 
 # Operators that carry no weight matrix: passed over whatever their constant inputs are (BN scales,
 # bias vectors, reshape targets). Gather is deliberately absent: on a constant table it is an embedding.
-WEIGHTLESS_OPS = frozenset(["Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Clip", "Gelu", "Erf", "Elu", "Selu", "Celu", "Mish", "Softplus", "Softsign", "ThresholdedRelu", "Softmax", "LogSoftmax", "Swish", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "GlobalLpPool", "MaxUnpool", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Abs", "Exp", "Log", "Floor", "Ceil", "Round", "Sign", "Min", "Max", "Mean", "Sum", "Mod", "Concat", "Split", "Slice", "Pad", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "Tile", "Expand", "BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization", "LRN", "RMSNormalization", "MeanVarianceNormalization", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Shape", "Size", "Cast", "CastLike", "Constant", "ConstantOfShape", "Range", "Where", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "And", "Or", "Xor", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin", "TopK", "NonZero", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"])
+WEIGHTLESS_OPS = frozenset([
+    "Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Clip", "Gelu", "Erf",
+    "Elu", "Selu", "Celu", "Mish", "Softplus", "Softsign", "ThresholdedRelu", "Softmax", "LogSoftmax",
+    "Swish", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "GlobalLpPool",
+    "MaxUnpool", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Abs", "Exp", "Log",
+    "Floor", "Ceil", "Round", "Sign", "Min", "Max", "Mean", "Sum", "Mod", "Concat", "Split", "Slice",
+    "Pad", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "Tile", "Expand", "BatchNormalization",
+    "InstanceNormalization", "LayerNormalization", "GroupNormalization", "LRN", "RMSNormalization",
+    "MeanVarianceNormalization", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity",
+    "Dropout", "Shape", "Size", "Cast", "CastLike", "Constant", "ConstantOfShape", "Range", "Where",
+    "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "And", "Or", "Xor",
+    "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+    "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin", "TopK", "NonZero", "QuantizeLinear",
+    "DequantizeLinear", "DynamicQuantizeLinear"])
 # Operators that always hold weights imcflow cannot map, with the reason given to the user.
 UNSUPPORTED_WEIGHT_OPS = {
     "ConvTranspose": "transposed convolution is not supported",
@@ -200,6 +213,7 @@ class _Graph:
             self.shapes[vi.name] = _shape_of(vi)
         self.constants: dict[str, tuple[int, ...]] = {t.name: tuple(t.dims) for t in g.initializer}
         self.origin: dict[str, str] = {t.name: t.name for t in g.initializer}  # constant -> source name
+        self.unknown: set[str] = set()  # computed from constants, shape not inferred
         for node in g.node:
             if node.op_type == "Constant" and node.output:
                 for a in node.attribute:
@@ -218,6 +232,18 @@ class _Graph:
                         continue
                 self.constants[node.output[0]] = tuple(dims)  # type: ignore[arg-type]
                 self.origin[node.output[0]] = self.origin[src]
+            elif _computed_from_constants(node, self.constants, self.unknown):
+                # Folded like a constant: a weight made at run time from initializers only (the model
+                # zoo's ConstantOfShape of a stored shape). Only its shape matters here, and shape
+                # inference (with data propagation) knows it; when it does not, the value is a
+                # constant of unknown shape, which a layer that needs it refuses by name.
+                for out in node.output:
+                    inferred = self.shapes.get(out)
+                    if inferred is None or None in inferred:
+                        self.unknown.add(out)
+                    else:
+                        self.constants[out] = tuple(int(d or 0) for d in inferred)
+                        self.origin[out] = out
         self.graph_inputs = [i.name for i in g.input if i.name not in self.constants]
 
     def attr(self, node, name: str, default: Any) -> Any:
@@ -231,6 +257,19 @@ class _Graph:
         if name in self.constants:
             return self.constants[name]
         return self.shapes.get(name)
+
+
+# Operators whose output is not a function of their inputs: never folded.
+_NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+                               "Multinomial", "Bernoulli", "Dropout"})
+
+
+def _computed_from_constants(node, constants: dict[str, tuple[int, ...]], unknown: set[str]) -> bool:
+    """True when every input of ``node`` is a constant (folded or stored) and the op is a pure
+    function without subgraphs: its outputs are constants too."""
+    inputs = [i for i in node.input if i]
+    return (bool(inputs) and node.op_type not in _NONDETERMINISTIC and not _subgraph_ops(node)
+            and all(i in constants or i in unknown for i in inputs))
 
 
 def _legacy_scope_name(node_name: str) -> str | None:
@@ -297,7 +336,7 @@ def _resolve_pads(node, g: _Graph, spatial: tuple[int, ...], kernel: tuple[int, 
     auto_pad = g.attr(node, "auto_pad", "NOTSET")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         out = []
-        for size, k, s, d in zip(spatial, kernel, strides, dilations):
+        for size, k, s, d in zip(spatial, kernel, strides, dilations, strict=False):
             total = max(0, (-(-size // s) - 1) * s + d * (k - 1) + 1 - size)
             small, big = total // 2, total - total // 2
             out.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))
@@ -332,7 +371,7 @@ def _conv(walk: _Walk, node) -> None:
         spatial, kernel, strides, dilations, pads = ((1, *spatial), (1, *kernel), (1, *strides),
                                                      (1, *dilations), [(0, 0), *pads])
     padding = tuple(min(p) for p in pads)
-    size = tuple(s + abs(b - e) for s, (b, e) in zip(spatial, pads))
+    size = tuple(s + abs(b - e) for s, (b, e) in zip(spatial, pads, strict=False))
     name = walk.layer_name(node, node.input[1], "conv")
     if size != spatial:
         walk.asymmetric[name] = {"pads": [list(p) for p in pads], "onnx_input_size": list(spatial),
@@ -341,6 +380,17 @@ def _conv(walk: _Walk, node) -> None:
     bias = len(node.input) > 2 and bool(node.input[2])
 
     def build() -> ConvLayer:
+        # The checks onnxruntime makes before running the node: the weight must fit the input.
+        if groups < 1:
+            raise ConfigError(f"group must be >= 1, got {groups}")
+        # Known sizes: unknown ones were refused above.
+        channels, w_out, w_in = cast(int, x[1]), cast(int, w[0]), cast(int, w[1])
+        if channels != w_in * groups or w_out % groups:
+            raise ConfigError(f"weight {list(w)} with group={groups} does not fit the input's "
+                              f"{x[1]} channels (needs weight dim 1 x group = input channels and "
+                              f"weight dim 0 divisible by group)")
+        if tuple(kernel) != tuple(w[2:]):
+            raise ConfigError(f"kernel_shape {list(kernel)} differs from the weight's {list(w[2:])}")
         layer = ConvLayer(name, int(x[1]), int(w[0]), kernel, input_size=size, stride=strides,  # type: ignore[arg-type]
                           padding=padding, dilation=dilations, groups=groups, bias=bias)
         y = g.shapes.get(node.output[0])
@@ -368,9 +418,19 @@ def _linear(walk: _Walk, node, x: Shape | None, weight: str, in_features: int, o
                                      kind="linear", bias=bias))
 
 
+def _unknown_weight(walk: _Walk, node, name: str) -> bool:
+    if name in walk.g.unknown:
+        walk.unsupported_op(node, f"weight {name!r} is computed from constants but shape inference "
+                                  f"could not give its shape")
+        return True
+    return False
+
+
 def _gemm(walk: _Walk, node) -> None:
     g = walk.g
     a, b = node.input[0], node.input[1]
+    if _unknown_weight(walk, node, b):
+        return
     if b not in g.constants:
         walk.pass_over(node)
         walk.notes.append(f"Gemm {walk.node_label(node)!r}: B is an activation, not a weight; passed over")
@@ -380,6 +440,16 @@ def _gemm(walk: _Walk, node) -> None:
         walk.unsupported_op(node, f"Gemm weight of rank {len(wb)}")
         return
     k, n = (wb[1], wb[0]) if g.attr(node, "transB", 0) else (wb[0], wb[1])
+    xa = g.dims(a)
+    if xa is not None and len(xa) != 2:
+        walk.unsupported_op(node, f"Gemm input A of shape {list(xa)} is not a matrix")
+        return
+    ka = None if xa is None else (xa[0] if g.attr(node, "transA", 0) else xa[1])
+    if ka is not None and ka != k:
+        walk.unsupported_op(node, f"Gemm weight {list(wb)} (transB={g.attr(node, 'transB', 0)}) "
+                                  f"needs {k} input features, but input A {list(xa)} "  # type: ignore[arg-type]
+                                  f"(transA={g.attr(node, 'transA', 0)}) gives {ka}")
+        return
     bias = len(node.input) > 2 and bool(node.input[2])
     _linear(walk, node, None, b, int(k), int(n), bias)
 
@@ -387,6 +457,8 @@ def _gemm(walk: _Walk, node) -> None:
 def _matmul(walk: _Walk, node) -> None:
     g = walk.g
     a, b = node.input[0], node.input[1]
+    if _unknown_weight(walk, node, b):
+        return
     if b not in g.constants:
         if a in g.constants:
             walk.unsupported_op(node, "constant on the left of MatMul (W @ x) is not supported")
@@ -397,6 +469,11 @@ def _matmul(walk: _Walk, node) -> None:
     if len(wb) != 2:
         walk.unsupported_op(node, f"MatMul with a constant of rank {len(wb)} (batched weights) is not "
                                   f"supported")
+        return
+    xa = g.dims(a)
+    if xa is not None and xa and xa[-1] is not None and xa[-1] != wb[0]:
+        walk.unsupported_op(node, f"MatMul weight {list(wb)} needs {wb[0]} input features, but the "
+                                  f"input {list(xa)} gives {xa[-1]}")
         return
     _linear(walk, node, g.dims(a), b, int(wb[0]), int(wb[1]), False)
 

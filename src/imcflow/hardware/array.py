@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any, Literal
 
-from imcflow.errors import ConfigError, check_int
+from imcflow.errors import ConfigError
+from imcflow.validate import check_bits, check_int
 
 ColumnPacking = Literal["whole-slices", "fractional"]
 
@@ -37,10 +38,11 @@ class ArraySpec:
     column_packing: ColumnPacking = "whole-slices"
 
     def __post_init__(self) -> None:
-        check_int("array rows", self.rows, 1, 1 << 20)
-        check_int("array cols", self.cols, 1, 1 << 20)
-        check_int("cell_bits", self.cell_bits, 1, 16)
-        check_int("weight_bits", self.weight_bits, 1, 32)
+        set_ = object.__setattr__
+        set_(self, "rows", check_int("array rows", self.rows, 1, 1 << 20))
+        set_(self, "cols", check_int("array cols", self.cols, 1, 1 << 20))
+        set_(self, "cell_bits", check_bits("cell_bits", self.cell_bits))
+        set_(self, "weight_bits", check_bits("weight_bits", self.weight_bits))
         if self.column_packing not in ("whole-slices", "fractional"):
             raise ConfigError(
                 f"column_packing must be 'whole-slices' or 'fractional', got {self.column_packing!r}")
@@ -85,6 +87,8 @@ def parse_array(text: str, cell_bits: int = 1, weight_bits: int = 1,
     >>> parse_array("256x512").cols
     512
     """
+    if not isinstance(text, str):
+        raise ConfigError(f"array must be a string ROWSxCOLS, e.g. '512x512'; got {text!r}")
     m = _ARRAY_RE.match(text)
     if not m:
         raise ConfigError(f"array must be written ROWSxCOLS, e.g. 512x512; got {text!r}")

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from imcflow.errors import ConfigError, FormatError, UnknownNameError
+from imcflow.validate import check_bits
 
 Kind = Literal["int", "float", "bool", "str"]
 
@@ -33,18 +34,23 @@ class Constant:
     doc: str
     nullable: bool = False
     minimum: float = 0.0
+    bits: str | None = None  # a bit width: bounded by imcflow.validate.BIT_LIMITS[bits]
 
 
-def _c(kind: Kind, doc: str, nullable: bool = False, minimum: float = 0.0) -> Constant:
-    return Constant(kind, doc, nullable, minimum)
+def _c(kind: Kind, doc: str, nullable: bool = False, minimum: float = 0.0,
+       bits: str | None = None) -> Constant:
+    return Constant(kind, doc, nullable, minimum, bits)
 
 
 # section -> key -> what it holds. Units are in the key names (_j, _s, _mm2).
 SCHEMA: dict[str, dict[str, Constant]] = {
     "defaults": {
-        "cell_bits": _c("int", "bits stored per cell (used unless --cell-bits is given)", minimum=1),
-        "weight_bits": _c("int", "weight precision (used unless --weight-bits is given)", minimum=1),
-        "input_bits": _c("int", "activation precision (used unless --input-bits is given)", minimum=1),
+        "cell_bits": _c("int", "bits stored per cell (used unless --cell-bits is given)", minimum=1,
+                        bits="cell_bits"),
+        "weight_bits": _c("int", "weight precision (used unless --weight-bits is given)", minimum=1,
+                          bits="weight_bits"),
+        "input_bits": _c("int", "activation precision (used unless --input-bits is given)", minimum=1,
+                         bits="input_bits"),
     },
     "array": {
         "energy_per_cell_read_j": _c("float", "energy of one cell on a driven row and sensed column, "
@@ -53,7 +59,8 @@ SCHEMA: dict[str, dict[str, Constant]] = {
         "read_time_s": _c("float", "time of one crossbar read (one input step)"),
     },
     "dac": {
-        "bits": _c("int", "input bits applied per step; steps = ceil(input_bits / dac.bits)", minimum=1),
+        "bits": _c("int", "input bits applied per step; steps = ceil(input_bits / dac.bits)", minimum=1,
+                   bits="dac_bits"),
         "energy_per_drive_j": _c("float", "energy of driving one word line for one step"),
         "area_mm2": _c("float", "area of one row driver/DAC (one per row)", nullable=True),
     },
@@ -62,8 +69,9 @@ SCHEMA: dict[str, dict[str, Constant]] = {
         "area_mm2": _c("float", "area of one sample-and-hold (one per physical column)", nullable=True),
     },
     "adc": {
-        "bits": _c("int", "ADC resolution used", minimum=1),
-        "reference_bits": _c("int", "resolution at which the energy/area below were reported", minimum=1),
+        "bits": _c("int", "ADC resolution used", minimum=1, bits="adc_bits"),
+        "reference_bits": _c("int", "resolution at which the energy/area below were reported", minimum=1,
+                             bits="adc_bits"),
         "energy_per_conversion_j": _c("float", "energy of one conversion at reference_bits"),
         "area_mm2": _c("float", "area of one ADC at reference_bits", nullable=True),
         "conversion_time_s": _c("float", "time of one conversion"),
@@ -156,6 +164,8 @@ def _check_value(dotted: str, raw: Any, spec: Constant, where: str) -> Any:
     if raw < spec.minimum:
         what = "negative" if raw < 0 else f"below {spec.minimum:g}"
         raise ConfigError(f"{where}: {dotted} is {what} ({raw!r}); allowed: >= {spec.minimum:g}")
+    if spec.bits:
+        return check_bits(dotted, raw, spec.bits, where=where)
     return int(raw) if spec.kind == "int" else float(raw)
 
 

@@ -24,6 +24,7 @@ from imcflow.layers.core import (
     LayerKind,
     Network,
     Pair,
+    as_network,
     linear_layer,
     network_from_layers,
     parse_layer_spec,
@@ -36,4 +37,4 @@ AnyLayer: TypeAlias = ConvLayer | LowRankLayer
 COMPOSITE_LAYERS: tuple[type, ...] = (LowRankLayer,)
 
 __all__ = ["AnyLayer", "COMPOSITE_LAYERS", "ConvLayer", "LayerKind", "LowRankLayer", "Network", "Pair",
-           "linear_layer", "network_from_layers", "parse_layer_spec"]
+           "as_network", "linear_layer", "network_from_layers", "parse_layer_spec"]

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from imcflow.errors import ConfigError, check_int
+from imcflow.errors import ConfigError
+from imcflow.validate import MAX_LAYER_FIELD, check_int
 
 if TYPE_CHECKING:
     from imcflow.layers import AnyLayer
@@ -29,6 +30,11 @@ def as_pair(value: Pair | int) -> Pair:
     ((3, 1), (2, 2))
     """
     return value if isinstance(value, tuple) else (value, value)
+def _field(field_name: str, value: object, minimum: int, where: str) -> int:
+    # The minimum first, so its message stays "must be >= 1"; then the 31-bit ceiling.
+    value = check_int(field_name, value, minimum, where=where)
+    return value if value <= MAX_LAYER_FIELD else check_int(field_name, value, None, MAX_LAYER_FIELD,
+                                                            where=where)
 
 
 def _pair(field_name: str, value: int | Sequence[int], minimum: int, where: str) -> Pair:
@@ -38,7 +44,7 @@ def _pair(field_name: str, value: int | Sequence[int], minimum: int, where: str)
         a, b = value
     else:
         a = b = value
-    return (check_int(field_name, a, minimum, where=where), check_int(field_name, b, minimum, where=where))
+    return (_field(field_name, a, minimum, where), _field(field_name, b, minimum, where))
 
 
 class LayerShape:
@@ -118,15 +124,15 @@ class ConvLayer(LayerShape):
         where = f"layer {self.name!r}"
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"layer name must be a non-empty string, got {self.name!r}")
-        check_int("in_channels", self.in_channels, 1, where=where)
-        check_int("out_channels", self.out_channels, 1, where=where)
         set_ = object.__setattr__
+        # Stored as plain ints (numpy integers converted): products such as macs never overflow.
+        for name in ("in_channels", "out_channels", "groups"):
+            set_(self, name, _field(name, getattr(self, name), 1, where))
         set_(self, "kernel_size", _pair("kernel_size", self.kernel_size, 1, where))
         set_(self, "input_size", _pair("input_size", self.input_size, 1, where))
         set_(self, "stride", _pair("stride", self.stride, 1, where))
         set_(self, "padding", _pair("padding", self.padding, 0, where))
         set_(self, "dilation", _pair("dilation", self.dilation, 1, where))
-        check_int("groups", self.groups, 1, where=where)
         if self.kind not in ("conv", "linear"):
             raise ConfigError(f"{where}: kind must be 'conv' or 'linear', got {self.kind!r}")
         for ch in ("in_channels", "out_channels"):
@@ -247,8 +253,11 @@ class Network:
         if self.geometry not in ("real", "paper"):
             raise ConfigError(f"network {self.name!r}: geometry must be 'real' or 'paper', "
                               f"got {self.geometry!r}")
-        names = [l.name for l in self.layers]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        seen: set[str] = set()
+        repeated: set[str] = set()
+        for l in self.layers:  # one pass: a set, not list.count per name (quadratic)
+            (repeated if l.name in seen else seen).add(l.name)
+        dup = sorted(repeated)
         if dup:
             raise ConfigError(f"network {self.name!r}: duplicate layer names {dup}")
 
@@ -277,6 +286,23 @@ class Network:
         import pandas as pd
 
         return pd.DataFrame([l.to_dict() for l in self.layers])
+
+
+def as_network(network: object, name: str = "layers") -> Network:
+    """``network`` itself if it is a :class:`Network`, else a Network of its layers (a list or tuple
+    of layer records); anything else is refused with a hint (a model name must be loaded first).
+
+    >>> as_network([ConvLayer("c", 1, 1, 1)]).name
+    'layers'
+    """
+    if isinstance(network, Network):
+        return network
+    if isinstance(network, (list, tuple)):
+        return Network(name, tuple(network))
+    hint = (f"; load it first with load_network({network!r})" if isinstance(network, str)
+            else "; build one with load_network(...) or pass a list of ConvLayer")
+    raise ConfigError(f"network must be a Network or a list of layers, got {type(network).__name__} "
+                      f"{network!r}"[:300] + hint)
 
 
 def network_from_layers(layers: Iterable[AnyLayer], name: str = "layers", geometry: str = "real",

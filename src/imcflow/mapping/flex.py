@@ -23,7 +23,7 @@ import numpy as np
 from imcflow.hardware.array import ArraySpec
 from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
 from imcflow.mapping.geometry import LayerProblem, ceil_div, window_pixel_index
-from imcflow.mapping.search import Grid, array_axes, select_many
+from imcflow.mapping.search import Grid, WindowCap, array_axes, search_windows
 
 
 def flex_tiles(grid: Grid, problem: LayerProblem, r, c):
@@ -63,9 +63,37 @@ def _tile_weights(problem: LayerProblem, a: int, b: int, rows: int, cols: int) -
 
 def optimal_flex_windows(problem: LayerProblem, arrays: Sequence[ArraySpec]) -> list[tuple[int, int]]:
     """The (a, b) with the fewest cycles on each array under the spec's tie-break (reduced grid)."""
-    grid = Grid.for_problem(problem)
-    _, _, _, cycles, tiles = flex_tiles(grid, problem, *array_axes(arrays))
-    return select_many(grid, cycles, tiles, np.ones((1, 1, 1), dtype=bool))  # type: ignore[return-value]
+    def evaluate(grid: Grid, rows: np.ndarray, cols: np.ndarray):
+        _, _, _, cycles, tiles = flex_tiles(grid, problem, rows, cols)
+        return cycles, tiles, np.ones((1, 1, 1), dtype=bool)
+
+    return search_windows(problem, arrays, evaluate, flex_window_cap(problem, arrays),  # type: ignore[return-value]
+                          "flex window search")
+
+
+def flex_window_cap(problem: LayerProblem, arrays: Sequence[ArraySpec]) -> WindowCap:
+    """The largest window area a*b that can still beat ``best`` cycles on some array.
+
+    One activation covers at most R x C' cells and a window needs ``groups * rows * cols`` of them
+    (block-diagonal packing included), with rows >= a*b*IC and cols = a*b*OC, so
+    cycles >= ceil(Ho/a)*ceil(Wo/b) * groups*rows*cols / (R*C') >= Ho*Wo*groups*a*b*IC*OC / (R*C').
+    A window whose bound exceeds the best known cycles cannot win; before any search the (1, 1)
+    window's cycles (at most Ho*Wo*ceil(Kh*Kw*IC/R)*ceil(OC/C')*groups) are the best known.
+
+    >>> cap = flex_window_cap(LayerProblem(10**9, 10**9, 3, 3, 64, 64), [ArraySpec(512, 512)])
+    >>> cap(None)   # 2 row tiles x 1 column tile x 512*512 cells / (64*64): independent of H, W
+    128
+    """
+    outputs = problem.out_h * problem.out_w
+    need = outputs * problem.groups * problem.ic * problem.oc
+    first = [outputs * ceil_div(problem.pixels_h(1) * problem.pixels_w(1) * problem.ic, a.rows)
+             * ceil_div(problem.oc, a.usable_cols) * problem.groups for a in arrays]
+
+    def cap(best: np.ndarray | None) -> int:
+        known = first if best is None else [min(f, int(b)) for f, b in zip(first, best, strict=False)]
+        return max(k * a.rows * a.usable_cols // need for k, a in zip(known, arrays, strict=False))
+
+    return cap
 
 
 class Flex:
@@ -87,7 +115,7 @@ class Flex:
         tr, tc, gp, _, _ = flex_tiles(Grid.points(problem, chosen), problem, *array_axes(arrays))
         return [self._assemble(problem, array, a, b, int(tr_), int(tc_), int(gp_), layer_name)
                 for array, (a, b), tr_, tc_, gp_ in zip(arrays, chosen, tr.ravel(), tc.ravel(),
-                                                         gp.ravel())]
+                                                         gp.ravel(), strict=False)]
 
     def _assemble(self, problem: LayerProblem, array: ArraySpec, a: int, b: int, tr_: int, tc_: int,
                   gp_: int, layer_name: str) -> LayerMapping:

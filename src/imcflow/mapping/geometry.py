@@ -8,6 +8,7 @@ that no kernel copy reads, and those rows are left out rather than programmed as
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -122,15 +123,28 @@ def window_footprint(problem: LayerProblem, a: int, b: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
-def candidate_sizes(n: int) -> np.ndarray:
+def candidate_sizes(n: int, cap: int | None = None) -> np.ndarray:
     """Window sizes along an axis of ``n`` outputs worth trying: for each count q = ceil(n/a) of
     windows, only the smallest a reaching it (a larger a costs at least as many tiles and rows).
+    ``cap`` keeps only sizes <= cap (the searches pass the largest window an array can hold).
+
+    Work and memory are O(min(cap, sqrt(n))), not O(n): a size a is the smallest reaching its count
+    exactly when ceil(n / ceil(n/a)) == a, so sizes up to sqrt(n) are tested one by one and the larger
+    ones are read off the counts q < sqrt(n).
 
     >>> candidate_sizes(10).tolist()
     [1, 2, 3, 4, 5, 10]
+    >>> candidate_sizes(10**12, cap=4).tolist()
+    [1, 2, 3, 4]
     """
-    q = np.arange(1, n + 1, dtype=np.int64)
-    sizes = np.unique(-(-n // q))
+    limit = n if cap is None else max(0, min(cap, n))
+    root = math.isqrt(n)
+    small = np.arange(1, min(limit, root + 1) + 1, dtype=np.int64)
+    sizes = small[ceil_div(n, ceil_div(n, small)) == small]
+    if limit > root + 1:
+        q = np.arange(1, root + 2, dtype=np.int64)
+        large = ceil_div(n, q)
+        sizes = np.unique(np.concatenate([sizes, large[(large > root + 1) & (large <= limit)]]))
     sizes.setflags(write=False)  # shared through the cache
     return sizes
 

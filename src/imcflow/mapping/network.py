@@ -8,7 +8,7 @@ from typing import Any
 
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
-from imcflow.layers import AnyLayer, ConvLayer, Network
+from imcflow.layers import AnyLayer, ConvLayer, Network, as_network
 from imcflow.mapping.base import (
     LayerMapping,
     MappingOptions,
@@ -18,8 +18,32 @@ from imcflow.mapping.base import (
 )
 from imcflow.mapping.composite import CompositeMapper, composite_mapper, composite_types
 from imcflow.mapping.geometry import LayerProblem
+from imcflow.validate import check_type
 
 DEFAULT_METHODS = ("im2col", "sdk", "vwsdk", "flex")
+
+
+def check_methods(methods: object) -> tuple[str | MappingStrategy, ...]:
+    """Mapping methods as a tuple: one name, or an iterable of names or strategy objects; unknown
+    names are refused listing the known ones."""
+    if isinstance(methods, (str, MappingStrategy)):
+        methods = (methods,)
+    if not isinstance(methods, Iterable):
+        raise ConfigError(f"methods must be a method name or a list of them ({', '.join(strategy_names())}), "
+                          f"got {type(methods).__name__} {methods!r}")
+    out = tuple(methods)
+    for m in out:
+        if not isinstance(m, (str, MappingStrategy)):
+            raise ConfigError(f"methods: each must be a name ({', '.join(strategy_names())}) or a "
+                              f"MappingStrategy, got {type(m).__name__} {m!r}")
+        get_strategy(m)
+    return out
+
+
+def _check_target(array: object, options: object) -> None:
+    check_type("array", array, ArraySpec, hint="build one with parse_array('64x64') or ArraySpec(64, 64)")
+    if options is not None:
+        check_type("options", options, MappingOptions)
 
 
 @lru_cache(maxsize=65536)
@@ -39,6 +63,7 @@ def map_layer(layer: AnyLayer, array: ArraySpec, method: str | MappingStrategy =
     >>> m.cycles, m.label
     (12100, '4x4x32x128')
     """
+    _check_target(array, options)
     options = options or MappingOptions()
     return _map_one(layer, get_strategy(method), array, options)
 
@@ -218,14 +243,14 @@ def map_network(network: Network | Sequence[AnyLayer], array: ArraySpec,
     ``options.geometry`` defaults to the network's own (``real`` for models, ``paper`` for the
     published layer lists).
     """
-    if not isinstance(network, Network):
-        network = Network("layers", tuple(network))
+    network = as_network(network)
+    _check_target(array, options)
     if options is None:
         options = MappingOptions(geometry=network.geometry)  # type: ignore[arg-type]
-    methods = tuple(dict.fromkeys(methods))
-    if not methods:
+    chosen = tuple(dict.fromkeys(check_methods(methods)))
+    if not chosen:
         raise ConfigError(f"no mapping method given; known: {', '.join(strategy_names())}")
-    strategies = [get_strategy(m) for m in methods]
+    strategies = [get_strategy(m) for m in chosen]
     reports = []
     for layer in network.layers:
         mappings = {s.name: _map_one(layer, s, array, options) for s in strategies}
@@ -245,12 +270,15 @@ def map_sweep(network: Network | Sequence[AnyLayer], arrays: Sequence[ArraySpec]
     ...                                                [ArraySpec(256, 256), ArraySpec(512, 512)])]
     [10287, 4294]
     """
-    if not isinstance(network, Network):
-        network = Network("layers", tuple(network))
+    network = as_network(network)
+    if isinstance(arrays, ArraySpec) or not isinstance(arrays, Iterable):
+        raise ConfigError(f"arrays must be a list of ArraySpec, got {type(arrays).__name__} {arrays!r}")
+    arrays = tuple(arrays)
+    for a in arrays:
+        _check_target(a, options)
     if options is None:
         options = MappingOptions(geometry=network.geometry)  # type: ignore[arg-type]
-    arrays = tuple(arrays)
-    strategies = [get_strategy(m) for m in dict.fromkeys(methods)]
+    strategies = [get_strategy(m) for m in dict.fromkeys(check_methods(methods))]
     per_array: list[list[LayerReport]] = [[] for _ in arrays]
     for layer in network.layers:
         columns = {}

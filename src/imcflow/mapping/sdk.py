@@ -6,6 +6,7 @@ array can make SDK slower (its budget shrinks to one tile while the window must 
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -31,7 +32,10 @@ def sdk_windows(problem: LayerProblem, arrays: Sequence[ArraySpec], options: Map
     rows = np.array([a.rows for a in arrays], dtype=np.int64)[:, None]
     cols = np.array([a.cols if options.search == "paper" else a.usable_cols for a in arrays],
                     dtype=np.int64)[:, None]
-    n = np.arange(1, max(problem.out_h, problem.out_w) + 1, dtype=np.int64)[None, :]
+    # n*n*OC <= C*AC0 bounds every feasible n whatever the map size: the range stops there.
+    budget = (math.isqrt(int(c) * int(a) // problem.oc) for c, a in zip(cols[:, 0], ac0[:, 0], strict=True))
+    n_max = max(1, min(max(problem.out_h, problem.out_w), max(budget)))
+    n = np.arange(1, n_max + 1, dtype=np.int64)[None, :]
     pixels = problem.pixels_h_many(n) * problem.pixels_w_many(n)
     fits = (pixels * problem.ic <= rows * ar0) & (n * n * problem.oc <= cols * ac0)
     fits[:, 0] = True  # n = 1 is im2col's own budget
@@ -64,7 +68,7 @@ class Sdk:
     def map_many(self, problem: LayerProblem, arrays: Sequence[ArraySpec], options: MappingOptions,
                  layer_name: str = "") -> list[LayerMapping]:
         return [self._assemble(problem, a, n, layer_name)
-                for a, n in zip(arrays, self.search(problem, arrays, options))]
+                for a, n in zip(arrays, self.search(problem, arrays, options), strict=False)]
 
     def _assemble(self, problem: LayerProblem, array: ArraySpec, n: int, layer_name: str) -> LayerMapping:
         ar0, ac0 = im2col_tiles(problem, array)

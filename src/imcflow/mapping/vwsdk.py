@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
 from imcflow.mapping.geometry import LayerProblem, ceil_div
 from imcflow.mapping.im2col import im2col_tiles
-from imcflow.mapping.search import Grid, array_axes, select_many
+from imcflow.mapping.search import MAX_CANDIDATES, Grid, search_windows
 
 WindowSearch = Callable[[LayerProblem, Sequence[ArraySpec]], list["tuple[int, int] | None"]]
 
@@ -32,9 +33,14 @@ def vw_tiles(grid: Grid, problem: LayerProblem, rows, cols):
 
 def optimal_windows(problem: LayerProblem, arrays: Sequence[ArraySpec]) -> list[tuple[int, int] | None]:
     """The exhaustive search's (a, b) on each array, or None where no window fits (Kh*Kw > R)."""
-    grid = Grid.for_problem(problem)
-    tr, tc, cycles, feasible = vw_tiles(grid, problem, *array_axes(arrays))
-    return select_many(grid, cycles, tr * tc, feasible)
+    def evaluate(grid: Grid, rows: np.ndarray, cols: np.ndarray):
+        tr, tc, cycles, feasible = vw_tiles(grid, problem, rows, cols)
+        return cycles, tr * tc, feasible
+
+    # A whole input channel of the window must fit the rows and one output offset per column:
+    # a*b <= PWh*PWw <= R and a*b <= C', whatever the map size.
+    cap = max(min(a.rows, a.usable_cols) for a in arrays)
+    return search_windows(problem, arrays, evaluate, lambda best: cap, "VW-SDK window search")
 
 
 def paper_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int] | None:
@@ -43,10 +49,17 @@ def paper_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int] | N
     Range a in [1, Wo-1] and b in [1, Ho-1] (in paper geometry W-Kw and H-Kh: a is bounded by the width
     and b by the height); b is the outer loop; selection by the FIFO queue rule, not a minimum.
     """
-    a_range = np.arange(1, problem.out_w, dtype=np.int64)
-    b_range = np.arange(1, problem.out_h, dtype=np.int64)
+    # Only windows with a, b <= min(R, C') can be feasible (see optimal_windows); the rest are skipped
+    # by the loop anyway, so the ranges stop there instead of growing with the map.
+    fit = min(array.rows, array.usable_cols)
+    a_range = np.arange(1, min(problem.out_w, fit + 1), dtype=np.int64)
+    b_range = np.arange(1, min(problem.out_h, fit + 1), dtype=np.int64)
     if a_range.size == 0 or b_range.size == 0:
         return None
+    if a_range.size * b_range.size > MAX_CANDIDATES:
+        raise ConfigError(f"paper VW-SDK search on a {array.label} array would scan "
+                          f"{a_range.size * b_range.size:,} windows, more than {MAX_CANDIDATES:,}; "
+                          f"use the optimal search (--search optimal)")
     grid = Grid(a_range[:, None], b_range[None, :],
                 problem.pixels_h_many(a_range)[:, None] * problem.pixels_w_many(b_range)[None, :],
                 ceil_div(problem.out_h, a_range[:, None]) * ceil_div(problem.out_w, b_range[None, :]))

@@ -20,6 +20,7 @@ from torch import nn
 from imcflow.errors import ConfigError, UnknownNameError
 from imcflow.layers import Network
 from imcflow.models import mobilenet, resnet_cifar, resnet_imagenet, small, vgg
+from imcflow.validate import check_int, check_type
 
 IMAGENET = (3, 224, 224)
 CIFAR = (3, 32, 32)
@@ -97,6 +98,7 @@ def create_model(name: str, num_classes: int | None = None, in_channels: int | N
     >>> m.conv1.in_channels, m.fc.out_features
     (1, 10)
     """
+    check_type("model name", name, str, hint=f"one of {', '.join(model_names())}")
     spec = get_spec(name)
     args: dict[str, Any] = {
         "num_classes": spec.num_classes if num_classes is None else num_classes,
@@ -106,7 +108,12 @@ def create_model(name: str, num_classes: int | None = None, in_channels: int | N
         if isinstance(args[field], bool) or not isinstance(args[field], int) or args[field] < 1:
             raise ConfigError(f"model {name!r}: {field} must be a positive integer, got {args[field]!r}")
     if spec.sized:
-        args["input_size"] = tuple(spec.input_shape[1:] if input_size is None else input_size)
+        if input_size is not None and not (isinstance(input_size, (tuple, list)) and len(input_size) == 2):
+            raise ConfigError(f"model {name!r}: input_size must be a pair (H, W) of positive integers, "
+                              f"got {input_size!r}")
+        args["input_size"] = (spec.input_shape[1:] if input_size is None else
+                              tuple(check_int("input_size", v, 1, where=f"model {name!r}")
+                                    for v in input_size))
     allowed = set(inspect.signature(spec.factory).parameters) - set(args)
     unknown = sorted(set(kw) - allowed)
     if unknown:

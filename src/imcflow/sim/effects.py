@@ -44,8 +44,9 @@ from typing import Any, Literal
 
 import torch
 
-from imcflow.errors import ConfigError, check_int
+from imcflow.errors import ConfigError
 from imcflow.seeding import check_seed
+from imcflow.validate import check_bits, check_float, check_int, check_type
 
 SignedEncoding = Literal["offset", "differential"]
 FullScale = Literal["max", "calibrated"]
@@ -69,12 +70,13 @@ class AdcSpec:
     rounding: Literal["nearest", "floor"] = "nearest"
 
     def __post_init__(self) -> None:
-        check_int("adc_bits", self.bits, 1, 32)
+        check_bits("adc_bits", self.bits)
         if isinstance(self.full_scale, str):
             if self.full_scale not in ("max", "calibrated"):
                 raise ConfigError(f"adc full_scale must be 'max', 'calibrated' or a positive number, "
                                   f"got {self.full_scale!r}")
-        elif not (isinstance(self.full_scale, (int, float)) and self.full_scale > 0):
+        elif not (isinstance(self.full_scale, (int, float)) and not isinstance(self.full_scale, bool)
+                  and math.isfinite(self.full_scale) and self.full_scale > 0):
             raise ConfigError(f"adc full_scale must be 'max', 'calibrated' or a positive number, "
                               f"got {self.full_scale!r}")
         if self.rounding not in ("nearest", "floor"):
@@ -137,12 +139,9 @@ class NoiseSpec:
     resolution_bits: int = 12
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.sigma, (int, float)) and self.sigma >= 0):
-            raise ConfigError(f"noise sigma must be a number >= 0, got {self.sigma!r}")
+        check_float("noise sigma", self.sigma, 0)
         for name in ("stuck_on_rate", "stuck_off_rate"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and 0 <= v <= 1):
-                raise ConfigError(f"noise {name} must be in [0, 1], got {v!r}")
+            check_float(f"noise {name}", getattr(self, name), 0, 1)
         if self.stuck_on_rate + self.stuck_off_rate > 1:
             raise ConfigError(f"stuck_on_rate + stuck_off_rate must be <= 1, got "
                               f"{self.stuck_on_rate} + {self.stuck_off_rate}")
@@ -207,13 +206,30 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         if self.weight_bits is not None:
-            check_int("weight_bits", self.weight_bits, 1, 32)
-        check_int("cell_bits", self.cell_bits, 1, 16)
+            check_bits("weight_bits", self.weight_bits)
+        check_bits("cell_bits", self.cell_bits)
         if self.input_bits is not None:
-            check_int("input_bits", self.input_bits, 1, 32)
+            check_bits("input_bits", self.input_bits)
+        if self.adc is not None:
+            check_type("SimConfig adc", self.adc, AdcSpec, hint="e.g. AdcSpec(6), or None for ideal")
+        if self.noise is not None:
+            check_type("SimConfig noise", self.noise, NoiseSpec, hint="e.g. NoiseSpec(sigma=0.05)")
         if self.signed not in ("offset", "differential"):
             raise ConfigError(f"signed must be 'offset' or 'differential', got {self.signed!r}")
         check_seed(self.seed)
+
+    def check_array(self, array: Any) -> None:
+        """Refuse an array whose bit widths contradict this config's: the mapping packs weights by the
+        array's ``weight_bits``/``cell_bits`` and the simulator slices them by the config's, so a
+        difference would silently simulate another layout. ``weight_bits=None`` (ideal cells) agrees
+        with any array."""
+        if self.weight_bits is None:
+            return
+        for name in ("weight_bits", "cell_bits"):
+            mine, theirs = getattr(self, name), getattr(array, name)
+            if mine != theirs:
+                raise ConfigError(f"{name} conflict: the array has {name}={theirs} but the SimConfig "
+                                  f"has {name}={mine}; give both the same value")
 
     @property
     def weight_slices(self) -> int:

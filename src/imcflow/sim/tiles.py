@@ -42,6 +42,7 @@ from imcflow.layers import ConvLayer
 from imcflow.mapping.base import LayerMapping, MappingOptions
 from imcflow.mapping.geometry import LayerProblem, axis_positions, ceil_div, tap_pixel_index
 from imcflow.mapping.network import map_layer
+from imcflow.validate import check_type
 
 # A cutter returns (row slices [(r0, r1)], column index arrays) of one set matrix.
 Cutter = Callable[["TileGeometry", LayerMapping, ArraySpec], tuple[list[tuple[int, int]], list[np.ndarray]]]
@@ -248,6 +249,8 @@ def build_tiles(layer: ConvLayer, weight: torch.Tensor | np.ndarray, array: Arra
     >>> t.plan.window.a, t.plan.window.b, t.tile(0, 0, 0).shape    # 2x2 outputs from a 4x4 PW
     (2, 2, (16, 4))
     """
+    check_type("layer", layer, ConvLayer)
+    check_type("array", array, ArraySpec, hint="build one with parse_array('64x64') or ArraySpec(64, 64)")
     options = options or MappingOptions()
     plan = plan or map_layer(layer, array, method, options)
     w = torch.as_tensor(np.asarray(weight) if not isinstance(weight, torch.Tensor) else weight)

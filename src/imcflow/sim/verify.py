@@ -16,11 +16,14 @@ from typing import Any, cast
 import torch
 
 from imcflow.hardware.array import ArraySpec
-from imcflow.layers import ConvLayer, Network
+from imcflow.layers import ConvLayer, Network, as_network
 from imcflow.mapping import DEFAULT_METHODS, MappingOptions, map_layer
+from imcflow.mapping.network import check_methods
 from imcflow.sim.effects import SimConfig
 from imcflow.sim.executor import CrossbarLayer, SimCounters, reference_conv
+from imcflow.sim.limits import DEFAULT_MAX_MEMORY_GIB, check_sim_memory
 from imcflow.sim.tiles import build_tiles
+from imcflow.validate import check_int, check_type
 
 DEFAULT_INPUT_BITS = 8  # range of the random inputs when inputs are applied in one step
 
@@ -104,19 +107,25 @@ def random_layer_data(layer: ConvLayer, config: SimConfig, batch: int, seed: int
 
 
 def verify_layer(layer: ConvLayer, array: ArraySpec, method: str, options: MappingOptions | None = None,
-                 config: SimConfig | None = None, batch: int = 1, seed: int = 0) -> LayerCheck:
+                 config: SimConfig | None = None, batch: int = 1, seed: int = 0,
+                 max_memory_gib: float = DEFAULT_MAX_MEMORY_GIB) -> LayerCheck:
     """Build ``layer``'s tiles under ``method``, run random data, compare with conv2d.
+
+    A layer whose simulation would need more than ``max_memory_gib`` (estimated from its plan, see
+    :func:`~imcflow.sim.limits.sim_memory_bytes`) is refused before anything is allocated.
 
     >>> from imcflow.hardware import ArraySpec
     >>> c = verify_layer(ConvLayer("c", 4, 8, 3, input_size=6, padding=1), ArraySpec(16, 16), "sdk")
     >>> c.passed, c.activations == c.cycles
     (True, True)
     """
+    _check_arguments(array, options, config, batch, seed, layer=layer)
     options = options or MappingOptions()
     config = config or SimConfig()
     t0 = time.perf_counter()
-    w, x = random_layer_data(layer, config, batch, config.seed if seed is None else seed, options.geometry)
     plan = map_layer(layer, array, method, options)
+    check_sim_memory(layer, plan, batch, max_memory_gib)
+    w, x = random_layer_data(layer, config, batch, config.seed if seed is None else seed, options.geometry)
     tiles = build_tiles(layer, w, array, method, options, plan=plan)
     res = CrossbarLayer(tiles, config).run(x)
     ref = reference_conv(layer, w, x, options.geometry)
@@ -128,12 +137,32 @@ def verify_layer(layer: ConvLayer, array: ArraySpec, method: str, options: Mappi
 
 def verify_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
                    methods: Iterable[str] = DEFAULT_METHODS, options: MappingOptions | None = None,
-                   config: SimConfig | None = None, batch: int = 1, seed: int = 0) -> VerifyReport:
-    """:func:`verify_layer` for every layer and method of a network."""
-    if not isinstance(network, Network):
-        network = Network("layers", tuple(network))
+                   config: SimConfig | None = None, batch: int = 1, seed: int = 0,
+                   max_memory_gib: float = DEFAULT_MAX_MEMORY_GIB) -> VerifyReport:
+    """:func:`verify_layer` for every layer and method of a network; every layer's memory estimate
+    is checked against ``max_memory_gib`` before the first one runs."""
+    network = as_network(network)
+    _check_arguments(array, options, config, batch, seed)
     options = options or MappingOptions(geometry=network.geometry)  # type: ignore[arg-type]
     config = config or SimConfig()
-    checks = tuple(verify_layer(layer, array, m, options, config, batch, seed)
-                   for layer in network.layers for m in dict.fromkeys(methods))
+    chosen = [m if isinstance(m, str) else m.name for m in dict.fromkeys(check_methods(methods))]
+    for layer in network.layers:
+        for m in chosen:
+            check_sim_memory(layer, map_layer(layer, array, m, options), batch, max_memory_gib)
+    checks = tuple(verify_layer(layer, array, m, options, config, batch, seed, max_memory_gib)
+                   for layer in network.layers for m in chosen)
     return VerifyReport(network.name, array, options, config, checks)
+
+
+def _check_arguments(array: object, options: object, config: object, batch: object, seed: object,
+                     layer: object = None) -> None:
+    if layer is not None:
+        check_type("layer", layer, ConvLayer)
+    check_type("array", array, ArraySpec, hint="build one with parse_array('64x64') or ArraySpec(64, 64)")
+    if options is not None:
+        check_type("options", options, MappingOptions)
+    if config is not None:
+        check_type("config", config, SimConfig).check_array(array)
+    check_int("batch", batch, 1)
+    if seed is not None:
+        check_int("seed", seed, 0)

@@ -66,6 +66,7 @@ from imcflow.sim.effects import SimConfig
 from imcflow.sim.executor import CrossbarLayer, SimCounters
 from imcflow.sim.layer_adc import LayerAdcModel
 from imcflow.sim.tiles import build_tiles
+from imcflow.validate import check_type
 
 DEFAULT_QUANT_BITS = 8
 MODES = ("crossbar", "layer-adc")
@@ -228,9 +229,13 @@ def wrap_model(model: nn.Module, array: ArraySpec, method: str = "vwsdk",
     ...) cannot run on crossbars: every such module a forward pass calls is named in one
     :class:`~imcflow.errors.UnsupportedLayerError` at the end of that pass, as the tracer does.
     """
+    check_type("model", model, nn.Module)
     if model in _WRAPPED:
         raise UnsupportedLayerError("wrap_model: the model is already wrapped; unwrap_model() it first")
-    options, config = options or MappingOptions(), config or SimConfig()
+    check_type("array", array, ArraySpec, hint="build one with parse_array('64x64') or ArraySpec(64, 64)")
+    options = check_type("options", options, MappingOptions) if options is not None else MappingOptions()
+    config = check_type("config", config, SimConfig) if config is not None else SimConfig()
+    config.check_array(array)
     log = CallLog()
     targets = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     others = [(n, m) for n, m in model.named_modules()

@@ -44,6 +44,7 @@ from imcflow.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from imcflow.validate import check_float, check_type
 
 # name -> factory(params, config); a registry so a new optimizer is one entry.
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -80,16 +81,14 @@ class TrainConfig:
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
         check_seed(self.seed)
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ConfigError(f"lr must be a number > 0, got {self.lr!r}")
+        check_float("lr", self.lr, 0, min_inclusive=False)
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if not 0.0 <= self.momentum < 1.0:
+        if not 0.0 <= check_float("momentum", self.momentum) < 1.0:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        check_float("weight_decay", self.weight_decay, 0)
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ConfigError("nesterov needs optimizer 'sgd' with momentum > 0")
         resolve_device(self.device)
@@ -297,7 +296,8 @@ def fit(model: nn.Module, train_set: Any, test_set: Any = None, config: TrainCon
     A loss that becomes NaN or infinite stops training with
     :class:`~imcflow.errors.TrainingDivergedError`; the checkpoint of the last finished epoch is kept.
     """
-    config = config or TrainConfig()
+    check_type("model", model, nn.Module, hint="build one with create_model(name)")
+    config = check_type("config", config, TrainConfig) if config is not None else TrainConfig()
     if resume and checkpoint_dir is None:
         raise ConfigError("resume=True needs a checkpoint_dir")
     device = resolve_device(config.device)
