@@ -46,7 +46,7 @@ import torch
 
 from imcflow.errors import ConfigError
 from imcflow.seeding import check_seed
-from imcflow.validate import check_bits, check_float, check_int, check_type
+from imcflow.validate import check_bits, check_float, check_type
 
 SignedEncoding = Literal["offset", "differential"]
 FullScale = Literal["max", "calibrated"]

@@ -19,6 +19,7 @@ from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network, as_network
 from imcflow.mapping import DEFAULT_METHODS, MappingOptions, map_layer
 from imcflow.mapping.network import check_methods
+from imcflow.seeding import check_seed
 from imcflow.sim.effects import SimConfig
 from imcflow.sim.executor import CrossbarLayer, SimCounters, reference_conv
 from imcflow.sim.limits import DEFAULT_MAX_MEMORY_GIB, check_sim_memory
@@ -165,4 +166,4 @@ def _check_arguments(array: object, options: object, config: object, batch: obje
         check_type("config", config, SimConfig).check_array(array)
     check_int("batch", batch, 1)
     if seed is not None:
-        check_int("seed", seed, 0)
+        check_seed(seed)
