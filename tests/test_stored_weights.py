@@ -94,7 +94,8 @@ def test_simulated_model_is_the_quantized_model_bit_for_bit(scheme, wb):
             got = sim(x)
         # Exact bit slicing and bit-serial inputs (no ADC, no noise) are exact too.
         sliced = SimConfig(weight_bits=wb + 2, cell_bits=2, signed="differential", input_bits=ab)
-        with on_crossbars(model, ArraySpec(32, 16), "flex", config=sliced) as sim:
+        with on_crossbars(model, ArraySpec(32, 16, cell_bits=2, weight_bits=wb + 2), "flex",
+                          config=sliced) as sim:
             got_sliced = sim(x)
     assert torch.equal(got, want)
     assert torch.equal(got_sliced, want)

@@ -149,7 +149,8 @@ def verify_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
     chosen = [m if isinstance(m, str) else m.name for m in dict.fromkeys(check_methods(methods))]
     for layer in network.layers:
         for m in chosen:
-            check_sim_memory(layer, map_layer(layer, array, m, options), batch, max_memory_gib)
+            if isinstance(layer, ConvLayer):  # other records are refused by verify_layer, by name
+                check_sim_memory(layer, map_layer(layer, array, m, options), batch, max_memory_gib)
     checks = tuple(verify_layer(layer, array, m, options, config, batch, seed, max_memory_gib)
                    for layer in network.layers for m in chosen)
     return VerifyReport(network.name, array, options, config, checks)
