@@ -46,7 +46,7 @@ import torch
 
 from imcflow.errors import ConfigError
 from imcflow.seeding import check_seed
-from imcflow.validate import check_bits, check_float, check_type
+from imcflow.validate import check_bits, check_float, check_int, check_type
 
 SignedEncoding = Literal["offset", "differential"]
 FullScale = Literal["max", "calibrated"]
@@ -145,9 +145,7 @@ class NoiseSpec:
         if self.stuck_on_rate + self.stuck_off_rate > 1:
             raise ConfigError(f"stuck_on_rate + stuck_off_rate must be <= 1, got "
                               f"{self.stuck_on_rate} + {self.stuck_off_rate}")
-        if not (isinstance(self.read_sigma, (int, float)) and math.isfinite(self.read_sigma)
-                and self.read_sigma >= 0):
-            raise ConfigError(f"noise read_sigma must be a finite number >= 0, got {self.read_sigma!r}")
+        check_float("noise read_sigma", self.read_sigma, 0)
         check_int("resolution_bits", self.resolution_bits, 0, 24)
 
     @property
