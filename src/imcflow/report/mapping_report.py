@@ -30,7 +30,7 @@ def mapping_table(result: NetworkMapping) -> str:
     methods = result.methods
     headers = ["layer", "shape (HxW KhxKwxICxOC)"] + [f"{METHOD_TITLES.get(m, m)} cycles" for m in methods]
     # Window details for the variable-window methods (the full set is in --format csv/json).
-    detailed = [m for m in methods if m in ("vwsdk", "flex")] or list(methods)
+    detailed = [m for m in methods if m in ("vwsdk", "flex") or m.startswith("opt-")] or list(methods)
     for m in detailed:
         t = METHOD_TITLES.get(m, m)
         headers += [f"{t} window", f"{t} tiles", f"{t} util tile/avg"]
@@ -40,7 +40,8 @@ def mapping_table(result: NetworkMapping) -> str:
         row = [r.layer.name, _shape(r.layer)] + [r[m].cycles for m in methods]
         for m in detailed:
             x = r[m]
-            tiles = f"{x.row_tiles}x{x.col_tiles}" + (f"/{x.groups_per_tile}g" if x.groups_per_tile > 1 else "")
+            tiles = f"{x.row_tiles}x{x.col_tiles}"
+            tiles += f"/{x.groups_per_tile}g" if x.groups_per_tile > 1 else ""
             if x.groups > 1:
                 tiles += f" x{-(-x.groups // x.groups_per_tile)}"
             row += [x.label, tiles, f"{x.tile_utilization:.1%}/{x.avg_utilization:.1%}"]
