@@ -55,7 +55,7 @@ def test_objective_plan_never_worse_than_any_builtin_strategy(layer, array, s, o
 def test_candidate_scores_equal_the_cost_model_on_every_candidate(layer, array, s):
     problem = LayerProblem.from_layer(layer)
     cand = candidates(problem, array)
-    got = score(cand, problem, array, s)
+    got = score(cand, array, s)
     for i in range(len(cand)):
         plan = plan_of(cand, i, problem, array, "opt-x")
         counts = count_layer(problem, plan, array, input_bits=s.bits, dac_bits=s.preset["dac.bits"])

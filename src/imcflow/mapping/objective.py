@@ -87,15 +87,11 @@ class Candidates:
         return int(self.a.size)
 
 
-def _cat(*parts: dict[str, np.ndarray]) -> Candidates:
-    return Candidates(**{k: np.concatenate([np.ravel(p[k]) for p in parts]) for k in parts[0]})
-
-
-def _flat(grid: Grid, problem: LayerProblem, r: int, c: int, pack: bool) -> dict[str, np.ndarray]:
-    """Rows and columns cut every R and C'; ``pack``: several groups block-diagonal in one tile."""
-    g = problem.groups
-    k = grid.pixels * problem.ic  # rows of one group's window matrix
-    n = grid.a * grid.b * problem.oc  # its weight columns
+def _flat(a, b, pixels, windows, ic, oc, g, r: int, c: int, pack: bool) -> dict[str, np.ndarray]:
+    """Rows and columns cut every R and C'; ``pack``: several groups block-diagonal in one tile.
+    Arguments are scalars or broadcastable arrays (grid windows, or one entry per layer)."""
+    k = pixels * ic  # rows of one group's window matrix
+    n = a * b * oc  # its weight columns
     tr, tc = ceil_div(k, r), ceil_div(n, c)
     if pack:
         single = (tr == 1) & (tc == 1)
@@ -105,41 +101,42 @@ def _flat(grid: Grid, problem: LayerProblem, r: int, c: int, pack: bool) -> dict
     full, rest = np.divmod(g, gp)
     sets = full + (rest > 0)
     packed = gp > 1
-    # Unpacked: each group is Tr x Tc tiles; the last column tile of a group is partial.
-    last = n - (tc - 1) * c
-    tiles = tr * tc * sets
-    rows = np.where(packed, g * k, k * tc * g)
-    cols = np.where(packed, g * n, n * tr * g)
-    cells = np.where(packed, k * n * (full * gp * gp + rest * rest), k * n * g)
-    accum = np.where(packed, 0, n * (tr - 1) * g)
-    return dict(a=grid.a + 0 * k, b=grid.b + 0 * k, layout=np.zeros_like(k), row_tiles=tr, col_tiles=tc,
-                groups_per_tile=gp, windows=grid.windows + 0 * k, tiles=tiles,
-                rows=rows, cols=cols, cells=cells, accumulations=accum,
+    last = n - (tc - 1) * c  # unpacked: the last column tile of a group is partial
+    zero = 0 * k
+    return dict(a=a + zero, b=b + zero, layout=zero, row_tiles=tr, col_tiles=tc,
+                groups_per_tile=gp, windows=windows + zero, tiles=tr * tc * sets,
+                rows=np.where(packed, g * k, k * tc * g), cols=np.where(packed, g * n, n * tr * g),
+                cells=np.where(packed, k * n * (full * gp * gp + rest * rest), k * n * g),
+                accumulations=np.where(packed, 0, n * (tr - 1) * g),
                 cols_full=np.where(packed, gp * n, np.minimum(n, c)),
                 n_full=np.where(packed, full, tr * (tc - 1) * g),
                 cols_last=np.where(packed, rest * n, last),
                 n_last=np.where(packed, (rest > 0).astype(np.int64), tr * g))
 
 
-def _channel(grid: Grid, problem: LayerProblem, r: int, c: int) -> dict[str, np.ndarray]:
+def _channel(a, b, pixels, windows, ic, oc, g, r: int, c: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """VW-SDK's tiling: ICt whole input channels per row tile, OCt whole output channels per column
-    tile (mapping.md section 5); only feasible windows."""
-    ict = r // grid.pixels
-    oct_ = c // (grid.a * grid.b)
-    ok = ((ict > 0) & (oct_ > 0)).ravel()
-    g = problem.groups
-    tr = ceil_div(problem.ic, np.maximum(ict, 1))
-    tc = ceil_div(problem.oc, np.maximum(oct_, 1))
-    oct_c = np.minimum(oct_, problem.oc)
-    ab = grid.a * grid.b
-    k = grid.pixels * problem.ic
-    n = ab * problem.oc
-    d = dict(a=grid.a + 0 * k, b=grid.b + 0 * k, layout=np.ones_like(k), row_tiles=tr, col_tiles=tc,
-             groups_per_tile=np.ones_like(k), windows=grid.windows + 0 * k, tiles=tr * tc * g,
-             rows=k * tc * g, cols=n * tr * g, cells=k * n * g, accumulations=n * (tr - 1) * g,
-             cols_full=ab * oct_c, n_full=tr * (tc - 1) * g,
-             cols_last=ab * (problem.oc - (tc - 1) * oct_c), n_last=tr * g)
-    return {key: np.ravel(v)[ok] for key, v in d.items()}
+    tile (mapping.md section 5). Also returns where it is feasible (ICt > 0 and OCt > 0)."""
+    ab = a * b
+    ict, oct_ = r // pixels, c // ab
+    ok = (ict > 0) & (oct_ > 0)
+    tr = ceil_div(ic, np.maximum(ict, 1))
+    tc = ceil_div(oc, np.maximum(oct_, 1))
+    oct_c = np.minimum(oct_, oc)
+    k, n = pixels * ic, ab * oc
+    zero = 0 * k
+    return dict(a=a + zero, b=b + zero, layout=zero + 1, row_tiles=tr, col_tiles=tc,
+                groups_per_tile=zero + 1, windows=windows + zero, tiles=tr * tc * g,
+                rows=k * tc * g, cols=n * tr * g, cells=k * n * g, accumulations=n * (tr - 1) * g,
+                cols_full=ab * oct_c, n_full=tr * (tc - 1) * g,
+                cols_last=ab * (oc - (tc - 1) * oct_c), n_last=tr * g), ok
+
+
+def _per_layer(d: dict[str, np.ndarray]) -> Candidates:
+    """Scale per-window sums to the whole layer (every window activates every tile once)."""
+    w = d["windows"]
+    return Candidates(**{**d, "rows": d["rows"] * w, "cols": d["cols"] * w, "cells": d["cells"] * w,
+                         "accumulations": d["accumulations"] * w})
 
 
 @lru_cache(maxsize=4096)
@@ -152,15 +149,41 @@ def candidates(problem: LayerProblem, array: ArraySpec) -> Candidates:
     """
     grid = Grid.for_problem(problem)
     r, c = array.rows, array.usable_cols
-    parts = [_flat(grid, problem, r, c, pack=False)]
+    shape = (grid.a, grid.b, grid.pixels, grid.windows, problem.ic, problem.oc, problem.groups, r, c)
+    parts = [_flat(*shape, pack=False)]
     if problem.groups > 1:
-        parts.append(_flat(grid, problem, r, c, pack=True))
-    parts.append(_channel(grid, problem, r, c))
-    cand = _cat(*parts)
-    # Windows are counted per tile set above; scale the per-window sums to the whole layer.
-    w = cand.windows
-    return Candidates(**{**cand.__dict__, "rows": cand.rows * w, "cols": cand.cols * w,
-                         "cells": cand.cells * w, "accumulations": cand.accumulations * w})
+        parts.append(_flat(*shape, pack=True))
+    channel, ok = _channel(*shape)
+    parts.append({k: np.ravel(v)[ok.ravel()] for k, v in channel.items()})
+    return _per_layer({k: np.concatenate([np.ravel(p[k]) for p in parts]) for k in parts[0]})
+
+
+def plans_as_candidates(problems: Sequence[LayerProblem], plans: Sequence[LayerMapping],
+                        array: ArraySpec) -> tuple[Candidates, np.ndarray]:
+    """Existing plans (one per layer, any built-in or objective strategy) in the candidates' form, to
+    score a whole network in one vectorised call; and a mask of the plans this reproduces exactly
+    (their tiles are the flat or channel tiling at the plan's own tile counts). Others, e.g. the
+    published SDK search's over-filled columns, are left to the ordinary cost path."""
+    from imcflow.cost.counts import layout_of
+
+    def col(values) -> np.ndarray:
+        return np.array(values, dtype=np.int64)
+
+    a, b = col([m.window.a for m in plans]), col([m.window.b for m in plans])
+    shape = (a, b, col([m.window.pw_h * m.window.pw_w for m in plans]), col([m.windows for m in plans]),
+             col([p.ic for p in problems]), col([p.oc for p in problems]),
+             col([p.groups for p in problems]), array.rows, array.usable_cols)
+    layouts = [layout_of(m) for m in plans]
+    flat, packed = _flat(*shape, pack=False), _flat(*shape, pack=True)
+    channel, ok = _channel(*shape)
+    gp = col([m.groups_per_tile for m in plans])
+    use_channel = col([lay == "channel" for lay in layouts]).astype(bool)
+    pick = {k: np.where(use_channel, channel[k], np.where(gp > 1, packed[k], flat[k])) for k in flat}
+    exact = ((use_channel & ok) | col([lay == "flat" for lay in layouts]).astype(bool))
+    exact &= ((pick["row_tiles"] == col([m.row_tiles for m in plans]))
+              & (pick["col_tiles"] == col([m.col_tiles for m in plans]))
+              & (pick["groups_per_tile"] == gp) & (pick["tiles"] == col([m.arrays for m in plans])))
+    return _per_layer(pick), exact
 
 
 @lru_cache(maxsize=1024)
@@ -173,10 +196,10 @@ def _step_times(preset: Any, array: ArraySpec, steps: int) -> np.ndarray:
                      for cols in range(array.usable_cols + 1)])
 
 
-def score(cand: Candidates, problem: LayerProblem, array: ArraySpec,
-          settings: CostSettings) -> dict[str, np.ndarray]:
+def score(cand: Candidates, array: ArraySpec, settings: CostSettings,
+          breakdown: bool = False) -> dict[str, Any]:
     """Cycles, arrays, energy (J), latency (s) and EDP (J s) of every candidate, from the cost model's
-    components and activation time."""
+    components and activation time; with ``breakdown``, also ``energy_breakdown``: component -> J."""
     from imcflow.cost.components import COMPONENTS
     from imcflow.cost.counts import LayerCounts, input_steps
     from imcflow.cost.model import check_mode
@@ -189,11 +212,12 @@ def score(cand: Candidates, problem: LayerProblem, array: ArraySpec,
         slices=array.slices, windows=cand.windows, activations=cand.cycles,  # type: ignore[arg-type]
         arrays=cand.tiles, tiles=(), row_activations=cand.rows,  # type: ignore[arg-type]
         col_activations=cand.cols, cell_activations=cand.cells,  # type: ignore[arg-type]
-        accumulations=cand.accumulations, macs=problem.macs,  # type: ignore[arg-type]
-        outputs=problem.out_h * problem.out_w * problem.oc * problem.groups)
+        accumulations=cand.accumulations, macs=0, outputs=0)  # type: ignore[arg-type]
+    parts = {name: component.energy_j(counts, preset) + np.zeros(len(cand))
+             for name, component in COMPONENTS.items()}
     energy = np.zeros(len(cand))
-    for component in COMPONENTS.values():
-        energy = energy + component.energy_j(counts, preset)
+    for value in parts.values():
+        energy = energy + value
     t = _step_times(preset, array, steps)
     if check_mode(settings.mode) == "preloaded":
         slowest = np.where(cand.n_full > 0, np.maximum(t[cand.cols_full], t[cand.cols_last]),
@@ -201,8 +225,11 @@ def score(cand: Candidates, problem: LayerProblem, array: ArraySpec,
         latency = cand.windows * slowest
     else:
         latency = cand.windows * (cand.n_full * t[cand.cols_full] + cand.n_last * t[cand.cols_last])
-    return {"cycles": cand.cycles, "arrays": cand.tiles, "energy": energy, "latency": latency,
-            "edp": energy * latency}
+    out: dict[str, Any] = {"cycles": cand.cycles, "arrays": cand.tiles, "energy": energy,
+                           "latency": latency, "edp": energy * latency}
+    if breakdown:
+        out["energy_breakdown"] = parts
+    return out
 
 
 def best_index(cand: Candidates, values: np.ndarray) -> int:
@@ -241,7 +268,7 @@ class ObjectiveSearch:
     def map(self, problem: LayerProblem, array: ArraySpec, options: MappingOptions,
             layer_name: str = "") -> LayerMapping:
         cand = candidates(problem, array)
-        values = score(cand, problem, array, self.settings)[self.objective]
+        values = score(cand, array, self.settings)[self.objective]
         return plan_of(cand, best_index(cand, values), problem, array, self.name, layer_name)
 
     def map_many(self, problem: LayerProblem, arrays: Sequence[ArraySpec], options: MappingOptions,
