@@ -3,7 +3,9 @@ deployed network). A point is a plain dict (see :mod:`imcflow.sweep.spec`); the 
 of the point's inputs and every output column, the same whichever process or machine computed it.
 
 Analytic points need only numpy (plus torch to trace a built-in torch model, once per process); trained
-points run :func:`imcflow.compress.pipeline.run_compression` in ``<work_dir>/trained/<key>``.
+points run :func:`imcflow.compress.pipeline.run_compression` in ``<work_dir>/trained/<key>``, one run
+per :func:`trained_run_key` (the runner puts the points of one run in one task, so no two workers
+share a run folder).
 """
 from __future__ import annotations
 
@@ -35,6 +37,15 @@ def point_key(point: Mapping[str, Any]) -> str:
     """
     text = json.dumps({"v": CACHE_VERSION, "point": point}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# The inputs a compression run depends on; pricing (mapping, preset, mode, ADC and input bits) is not.
+TRAINING_INPUTS = ("model", "array", "cell_bits", "weight_bits", "geometry", "compression", "training")
+
+
+def trained_run_key(point: Mapping[str, Any]) -> str:
+    """Points that differ only in how the compressed network is mapped and priced share one run."""
+    return point_key({k: point[k] for k in TRAINING_INPUTS})
 
 
 @lru_cache(maxsize=32)
@@ -137,10 +148,13 @@ def _trained(point: Mapping[str, Any], work_dir: str) -> dict[str, Any]:
 
     torch.set_num_threads(1)  # one point per worker: the executor provides the parallelism
     t = point["training"]
+    # The pipeline builds the fresh model before its training loop seeds torch, and torch seeds its
+    # default generator from the OS: seed here so a point gives the same accuracy in every process.
+    torch.manual_seed(t["seed"])
     shape = parse_array(point["array"])
     array = ArraySpec(shape.rows, shape.cols, cell_bits=point["cell_bits"],
                       weight_bits=point["weight_bits"])
-    run_dir = os.path.join(work_dir, "trained", point_key(point)[:16])
+    run_dir = os.path.join(work_dir, "trained", trained_run_key(point)[:16])
     config = CompressConfig(
         model=point["model"], data=t["data"], method=point["compression"]["method"], array=array,
         method_options=point["compression"]["options"], mapping=MappingOptions(geometry=point["geometry"]),

@@ -27,7 +27,7 @@ import numpy as np
 
 from imcflow.errors import ConfigError
 from imcflow.sweep.executors import Executor, get_executor
-from imcflow.sweep.points import INPUT_COLUMNS, OUTPUT_COLUMNS, point_key
+from imcflow.sweep.points import INPUT_COLUMNS, OUTPUT_COLUMNS, point_key, trained_run_key
 from imcflow.sweep.spec import SweepSpec, axis_sizes, grid_indices, random_indices
 
 log = logging.getLogger("imcflow.sweep")
@@ -115,12 +115,15 @@ class SweepResult:
 
 
 def _chunks(points: list[dict[str, Any]], workers: int, chunk: int | None) -> list[list[int]]:
-    """Task index lists: trained points one per task and first (they are long), analytic points in
-    runs of consecutive points (which share a mapping in a worker's cache)."""
-    trained = [i for i, p in enumerate(points) if p["compression"] != "none"]
+    """Task index lists: trained points first (they are long), one task per compression run; then
+    analytic points in runs of consecutive points (which share a mapping in a worker's cache)."""
+    runs: dict[str, list[int]] = {}
+    for i, p in enumerate(points):
+        if p["compression"] != "none":
+            runs.setdefault(trained_run_key(p), []).append(i)
     analytic = [i for i, p in enumerate(points) if p["compression"] == "none"]
     size = chunk or max(1, min(200, math.ceil(len(analytic) / (workers * 8))))
-    return [[i] for i in trained] + [analytic[k:k + size] for k in range(0, len(analytic), size)]
+    return [*runs.values()] + [analytic[k:k + size] for k in range(0, len(analytic), size)]
 
 
 class _Evaluator:
