@@ -203,7 +203,7 @@ class VwSdk:
         else:
             windows = self.search(problem, arrays)
         return [self._assemble(problem, array, ab, options, layer_name)
-                for array, ab in zip(arrays, windows, strict=False)]
+                for array, ab in zip(arrays, windows, strict=True)]
 
     def _assemble(self, problem: LayerProblem, array: ArraySpec, ab: tuple[int, int] | None,
                   options: MappingOptions, layer_name: str) -> LayerMapping:

@@ -309,10 +309,10 @@ def _summary_table(frame) -> str:
             "energy (J)", "area (mm²)", "accuracy"]
     rows = []
     for label, r in best:
-        acc = r.get("accuracy")
+        acc, area = r.get("accuracy"), r.get("area_mm2")
         vals = [label, r["model"], r["array"], r["cell_bits"], r["adc_bits"], r["mapping"],
                 r.get("compression", "none"), f"{int(r['cycles']):,}", f"{r['energy_j']:.4g}",
-                "-" if r.get("area_mm2") is None or r["area_mm2"] != r["area_mm2"] else f"{r['area_mm2']:.4g}",
+                "-" if area is None or area != area else f"{area:.4g}",
                 "-" if acc is None or acc != acc else f"{acc:.3f}"]
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in vals) + "</tr>")
     return ("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
