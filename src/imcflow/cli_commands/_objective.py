@@ -14,7 +14,7 @@ def add_objective_argument(parser: argparse.ArgumentParser) -> None:
                              "objective under the cost model (method opt-<objective>)")
 
 
-def with_objective(methods: tuple[str, ...], objective: str | None,
+def with_objective(methods: tuple[str | MappingStrategy, ...], objective: str | None,
                    settings) -> tuple[str | MappingStrategy, ...]:
     """``methods`` plus the objective search (a strategy object carrying the cost settings)."""
     if objective is None:

@@ -5,7 +5,7 @@ import argparse
 
 from imcflow.cli_commands import _common as c
 from imcflow.cli_commands._objective import add_objective_argument, with_objective
-from imcflow.mapping import map_network
+from imcflow.mapping import MappingStrategy, map_network
 from imcflow.report.mapping_report import FORMATTERS
 
 
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     network = c.network_from_args(args)
-    methods = c.methods_from_args(args)
+    methods: tuple[str | MappingStrategy, ...] = c.methods_from_args(args)
     if args.objective is not None:
         from imcflow.cost import CostSettings
         from imcflow.hardware.preset import load_preset

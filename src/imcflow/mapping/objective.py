@@ -238,11 +238,11 @@ def best_index(cand: Candidates, values: np.ndarray) -> int:
     return int(np.lexsort(keys)[0])
 
 
-@dataclass(frozen=True)
 class ObjectiveSearch:
     """A mapping strategy that minimises ``objective`` with the cost ``settings`` (preset, mode, input
     bits). Its name is ``opt-<objective>``; ``options.geometry`` applies, ``options.search`` does not
-    (the search is always exhaustive over valid tilings).
+    (the search is always exhaustive over valid tilings). Equal (and hashing equal) when objective and
+    settings are, so the mapping caches share its plans.
 
     >>> from imcflow.cost import CostSettings
     >>> from imcflow.hardware.preset import load_preset
@@ -251,19 +251,22 @@ class ObjectiveSearch:
     676
     """
 
-    objective: str
-    settings: CostSettings
+    def __init__(self, objective: str, settings: CostSettings):
+        self.objective = check_objective(objective)
+        self.settings = settings
+        self.name = f"{PREFIX}{objective}"
+        self.description = (f"window and tiling (flex or VW-SDK) with the least {objective} under the "
+                            f"cost model")
 
-    def __post_init__(self) -> None:
-        check_objective(self.objective)
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, ObjectiveSearch)
+                and (self.objective, self.settings) == (other.objective, other.settings))
 
-    @property
-    def name(self) -> str:
-        return f"{PREFIX}{self.objective}"
+    def __hash__(self) -> int:
+        return hash((self.objective, self.settings))
 
-    @property
-    def description(self) -> str:
-        return f"window and tiling (flex or VW-SDK) with the least {self.objective} under the cost model"
+    def __repr__(self) -> str:
+        return f"ObjectiveSearch({self.objective!r}, preset={self.settings.preset.name!r})"
 
     def map(self, problem: LayerProblem, array: ArraySpec, options: MappingOptions,
             layer_name: str = "") -> LayerMapping:

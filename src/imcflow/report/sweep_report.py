@@ -15,7 +15,7 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -154,6 +154,7 @@ def per_layer_figure(frame) -> Figure:
     from imcflow.hardware.array import ArraySpec, parse_array
     from imcflow.hardware.preset import load_preset
     from imcflow.mapping import MappingOptions, map_network
+    from imcflow.mapping.base import Geometry
     from imcflow.mapping.objective import is_objective_name, objective_strategy
     from imcflow.networks import load_network
 
@@ -166,7 +167,8 @@ def per_layer_figure(frame) -> Figure:
     names = list(dict.fromkeys(frame["mapping"]))
     methods = [objective_strategy(m, settings) if is_objective_name(m) else m for m in names]
     network = load_network(str(ref["model"]))
-    mapping = map_network(network, array, methods, MappingOptions(geometry=str(ref["geometry"])))
+    options = MappingOptions(geometry=cast(Geometry, str(ref["geometry"])))
+    mapping = map_network(network, array, methods, options)
     costs = {m: cost_mapping(mapping, m, settings) for m in mapping.methods}
     layers = [r.layer.name for r in mapping.layers]
     plt = _pyplot()

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 # Bump when the evaluation of a point changes its numbers: cached results of older code are then
 # ignored instead of mixed with new ones.
@@ -74,8 +74,9 @@ def _plans(network, array, strategy, geometry: str):
     that prices it differently (preset, ADC bits, input bits, mode)."""
     from imcflow.cost.fast import NetworkPlans
     from imcflow.mapping import MappingOptions, map_network
+    from imcflow.mapping.base import Geometry
 
-    mapping = map_network(network, array, (strategy,), MappingOptions(geometry=geometry))
+    mapping = map_network(network, array, (strategy,), MappingOptions(geometry=cast(Geometry, geometry)))
     method = mapping.methods[0]
     totals = mapping.totals(method)
     placed = sum(r.mappings[method].avg_utilization * r.mappings[method].arrays for r in mapping.layers)
@@ -145,6 +146,7 @@ def _trained(point: Mapping[str, Any], work_dir: str) -> dict[str, Any]:
     from imcflow.compress.pipeline import CompressConfig, run_compression
     from imcflow.hardware.array import ArraySpec, parse_array
     from imcflow.mapping import MappingOptions
+    from imcflow.mapping.base import Geometry
 
     torch.set_num_threads(1)  # one point per worker: the executor provides the parallelism
     t = point["training"]
@@ -157,7 +159,8 @@ def _trained(point: Mapping[str, Any], work_dir: str) -> dict[str, Any]:
     run_dir = os.path.join(work_dir, "trained", trained_run_key(point)[:16])
     config = CompressConfig(
         model=point["model"], data=t["data"], method=point["compression"]["method"], array=array,
-        method_options=point["compression"]["options"], mapping=MappingOptions(geometry=point["geometry"]),
+        method_options=point["compression"]["options"],
+        mapping=MappingOptions(geometry=cast(Geometry, point["geometry"])),
         epochs=t["epochs"], finetune_epochs=t["finetune_epochs"], batch_size=t["batch_size"],
         lr=t["lr"], finetune_lr=t["finetune_lr"], seed=t["seed"], subset=t["subset"],
         test_subset=t["test_subset"], quant=t["quant"], max_drop=t["max_drop"], device="cpu",
