@@ -32,7 +32,7 @@ def test_report_writes_the_page_and_the_pngs(tmp_path):
     assert "<svg" not in text and "http" not in text.split("<body>")[1]  # self-contained
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
         "crossbar_layout.png", "pareto.png", "per_layer.png", "utilization.png"]
-    assert main(["report", str(tmp_path / "s"), "--out", str(page)]) == 2  # not overwritten unasked
+    assert main(["report", str(tmp_path / "s"), "--out", str(tmp_path / "no" / "r.html")]) == 2
 
 
 @pytest.mark.skipif(CHROMIUM is None or DRIVER is None,

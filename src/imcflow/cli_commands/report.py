@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 
+from imcflow.cli_commands import _common as c
 from imcflow.errors import ConfigError
 
 
@@ -19,25 +20,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="layer of the crossbar layout picture (default: %(default)s)")
     p.add_argument("--layout-array", default="32x8", metavar="RxC",
                    help="array of the crossbar layout picture (default: %(default)s)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.set_defaults(handler=run)
+    c.declare_outputs(p, lambda args: [("--out", args.out, "file"), ("--plot", args.plot, "dir")])
 
 
 def run(args: argparse.Namespace) -> int:
+    from imcflow.io import atomic_write_text
     from imcflow.report.sweep_report import load_results, render_html, sweep_figures, write_plots
 
     if not args.out and not args.plot:
         raise ConfigError("nothing to write: give --out FILE.html and/or --plot DIR")
-    if args.out and os.path.exists(args.out) and not args.force:
-        raise ConfigError(f"--out {args.out} exists; use --force to overwrite it")
     frame = load_results(args.results)
     figures = sweep_figures(frame, args.layout_layer, args.layout_array)
     if args.out:
         text = render_html(frame, figures, f"imcflow sweep report: {os.path.abspath(args.results)}")
-        tmp = f"{args.out}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, args.out)
+        atomic_write_text(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
     if args.plot:
         for path in write_plots(figures, args.plot):

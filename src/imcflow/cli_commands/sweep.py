@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 
+from imcflow.cli_commands import _common as c
 from imcflow.cli_commands._objective import add_objective_argument
 from imcflow.sweep.executors import EXECUTORS
 
@@ -31,16 +32,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_objective_argument(p)
     p.set_defaults(handler=run)
+    c.declare_outputs(p, lambda args: [("--out", args.out, "dir"), ("--cache", args.cache, "dir")])
 
 
 def run(args: argparse.Namespace) -> int:
+    from imcflow.io import make_output_dir
     from imcflow.sweep import load_spec, run_sweep, with_mappings
 
     spec = load_spec(args.spec)
     if args.objective is not None:
         spec = with_mappings(spec, [f"opt-{args.objective}"])
     out = args.out or os.path.join("runs", "sweep", spec.name)
-    os.makedirs(out, exist_ok=True)
+    make_output_dir(out)
     handler = logging.FileHandler(os.path.join(out, "sweep.log"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("imcflow.sweep")

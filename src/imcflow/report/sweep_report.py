@@ -288,12 +288,13 @@ def sweep_figures(frame, layout_layer: str = "5,5,3,3,2,2", layout_array: str = 
 
 
 def write_plots(figures: Sequence[Figure], directory: str) -> list[str]:
-    os.makedirs(directory, exist_ok=True)
+    from imcflow.io import atomic_write_bytes, make_output_dir
+
+    make_output_dir(directory, "--plot")
     paths = []
     for f in figures:
         path = os.path.join(directory, f"{f.name}.png")
-        with open(path, "wb") as fh:
-            fh.write(f.png)
+        atomic_write_bytes(path, f.png)
         paths.append(path)
     return paths
 

@@ -150,9 +150,6 @@ def _trained(point: Mapping[str, Any], work_dir: str) -> dict[str, Any]:
 
     torch.set_num_threads(1)  # one point per worker: the executor provides the parallelism
     t = point["training"]
-    # The pipeline builds the fresh model before its training loop seeds torch, and torch seeds its
-    # default generator from the OS: seed here so a point gives the same accuracy in every process.
-    torch.manual_seed(t["seed"])
     shape = parse_array(point["array"])
     array = ArraySpec(shape.rows, shape.cols, cell_bits=point["cell_bits"],
                       weight_bits=point["weight_bits"])
@@ -165,7 +162,9 @@ def _trained(point: Mapping[str, Any], work_dir: str) -> dict[str, Any]:
         lr=t["lr"], finetune_lr=t["finetune_lr"], seed=t["seed"], subset=t["subset"],
         test_subset=t["test_subset"], quant=t["quant"], max_drop=t["max_drop"], device="cpu",
         cost_preset=None, out_dir=run_dir, baseline_dir=os.path.join(run_dir, "baseline"))
-    report = run_compression(config, progress=False)
+    # resume: the run folder belongs to this point's training inputs; an interrupted sweep continues
+    # its training, and the other points of the same run reuse the finished one.
+    report = run_compression(config, progress=False, resume=True)
     out = network_figures(report.compressed.network, point)
     out.update(accuracy=report.compressed_accuracy, baseline_accuracy=report.baseline_accuracy,
                accuracy_drop_pct=report.accuracy_drop, weights=report.compressed.weights,

@@ -26,19 +26,12 @@ from typing import Any
 import numpy as np
 
 from imcflow.errors import ConfigError
+from imcflow.io import atomic_write_files, atomic_write_text, dumps_json, make_output_dir
 from imcflow.sweep.executors import Executor, get_executor
 from imcflow.sweep.points import INPUT_COLUMNS, OUTPUT_COLUMNS, point_key, trained_run_key
 from imcflow.sweep.spec import SweepSpec, axis_sizes, grid_indices, random_indices
 
 log = logging.getLogger("imcflow.sweep")
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``path`` whole or not at all (a temporary file renamed over it)."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 class PointCache:
@@ -60,8 +53,8 @@ class PointCache:
     def put(self, key: str, row: Mapping[str, Any]) -> dict[str, Any]:
         """Store ``row`` and return it as it reads back (so fresh and cached rows are identical)."""
         os.makedirs(os.path.dirname(self.path(key)), exist_ok=True)
-        text = json.dumps(row, sort_keys=True)
-        write_atomic(self.path(key), text.encode())
+        text = dumps_json(dict(sorted(row.items())), indent=None)
+        atomic_write_text(self.path(key), text)
         return json.loads(text)
 
 
@@ -210,7 +203,7 @@ def _evolve(spec: SweepSpec, evaluate: Callable[[list[dict[str, Any]]], list[dic
 
 
 def _check_out_dir(spec: SweepSpec, out_dir: str, overwrite: bool) -> None:
-    os.makedirs(out_dir, exist_ok=True)
+    make_output_dir(out_dir)
     saved = os.path.join(out_dir, "spec.json")
     text = json.dumps(spec.to_dict(), indent=2, sort_keys=True)
     if os.path.isfile(saved) and not overwrite:
@@ -218,7 +211,7 @@ def _check_out_dir(spec: SweepSpec, out_dir: str, overwrite: bool) -> None:
             if fh.read() != text:
                 raise ConfigError(f"{out_dir} holds another sweep (its spec.json differs); use another "
                                   f"--out, or --overwrite to replace its results")
-    write_atomic(saved, text.encode())
+    atomic_write_text(saved, text)
 
 
 def results_frame(rows: Sequence[Mapping[str, Any]]):
@@ -232,7 +225,7 @@ def write_table(rows: Sequence[Mapping[str, Any]], out_dir: str) -> tuple[str, .
     frame = results_frame(rows)
     paths = []
     csv = os.path.join(out_dir, "results.csv")
-    write_atomic(csv, frame.to_csv(index=False).encode())
+    atomic_write_text(csv, frame.to_csv(index=False))
     paths.append(csv)
     try:
         import pyarrow  # noqa: F401
@@ -240,9 +233,7 @@ def write_table(rows: Sequence[Mapping[str, Any]], out_dir: str) -> tuple[str, .
         log.warning("pyarrow is not installed: results.parquet not written")
     else:
         pq = os.path.join(out_dir, "results.parquet")
-        tmp = f"{pq}.tmp{os.getpid()}"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, pq)
+        atomic_write_files(pq, lambda tmp: frame.to_parquet(tmp, index=False))
         paths.append(pq)
     return tuple(paths)
 
