@@ -19,9 +19,9 @@ optimal_x=<r>``.
 from __future__ import annotations
 
 import argparse
-import gc
 import math
-import time
+
+from bench_mapping import clear_caches, timed
 
 from imcflow import ArraySpec, MappingOptions, load_network
 from imcflow.mapping import map_sweep
@@ -75,23 +75,6 @@ def imcflow_job(networks, search):
             for r in result.layers:
                 out[(net.name, r.layer.name, result.array.label)] = r.mappings["vwsdk"].cycles
     return out
-
-
-def clear_caches():
-    from bench_mapping import clear_caches as clear
-
-    clear()
-
-
-def timed(fn, *args):
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        out = fn(*args)
-        return out, time.perf_counter() - t0
-    finally:
-        gc.enable()
 
 
 def best_of(repeat, fn, *args):
