@@ -58,10 +58,10 @@ def load_results(path: str):
 
 
 def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fh = io.BytesIO()  # in memory: the page embeds the bytes, write_plots writes them atomically
+    fig.savefig(fh, format="png", dpi=100)
     _pyplot().close(fig)
-    return buf.getvalue()
+    return fh.getvalue()
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray, maximize_y: bool = False) -> np.ndarray:
