@@ -124,3 +124,12 @@ def test_mapping_many_arrays_at_once_equals_one_by_one(layer, array_list):
         strategy = get_strategy(name)
         many = strategy.map_many(problem, array_list, MappingOptions())
         assert many == [strategy.map(problem, a, MappingOptions()) for a in array_list]
+
+
+@given(layers(max_hw=40, real=False), st.lists(arrays, min_size=1, max_size=3))
+def test_event_driven_paper_search_equals_the_candidate_loop(layer, arrays_):
+    from imcflow.mapping.reference import paper_vwsdk_loop
+    from imcflow.mapping.vwsdk import paper_windows
+
+    problem = LayerProblem.from_layer(layer, "paper")
+    assert paper_windows(problem, arrays_) == [paper_vwsdk_loop(problem, a) for a in arrays_]

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from imcflow.cli_commands import _common as c
+from imcflow.cli_commands._objective import add_objective_argument, with_objective
 from imcflow.cost import CostSettings, cost_mapping, preset_array
 from imcflow.cost.results import MODES
 from imcflow.hardware.array import parse_array
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-bits", type=int, default=None,
                    help="activation precision (default: the preset's)")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots into DIR")
+    add_objective_argument(p)
     # Cost one method unless asked for more; weight/cell bits default to the preset's.
     p.set_defaults(handler=run, method="flex")
     c.declare_outputs(p, lambda args: [("--out", args.out, "file"), ("--plot", args.plot, "dir")])
@@ -45,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
     options = c.options_from_args(args, network)
     settings = CostSettings(preset, args.mode, args.input_bits)
     plot_methods = tuple(dict.fromkeys(methods + DEFAULT_METHODS)) if args.plot else methods
-    mapping = map_network(network, array, plot_methods, options)
+    mapping = map_network(network, array, with_objective(plot_methods, args.objective, settings),
+                          options)
+    if args.objective is not None:
+        methods = (*methods, mapping.methods[-1])
+        plot_methods = (*plot_methods, mapping.methods[-1])
     every = {m: cost_mapping(mapping, m, settings) for m in plot_methods}
     costs = {m: every[m] for m in methods}
     c.emit(FORMATTERS[args.format](costs), args.out)

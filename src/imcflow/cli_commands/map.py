@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 from imcflow.cli_commands import _common as c
-from imcflow.mapping import map_network
+from imcflow.cli_commands._objective import add_objective_argument, with_objective
+from imcflow.mapping import MappingStrategy, map_network
 from imcflow.report.mapping_report import FORMATTERS
 
 
@@ -16,13 +17,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_array_arguments(p)
     c.add_mapping_arguments(p)
     c.add_output_arguments(p)
+    add_objective_argument(p)
+    p.add_argument("--preset", default="isaac",
+                   help="hardware preset the energy/edp objective is priced with (default: %(default)s)")
     p.set_defaults(handler=run)
     c.declare_outputs(p, c.file_out)
 
 
 def run(args: argparse.Namespace) -> int:
     network = c.network_from_args(args)
-    result = map_network(network, c.array_from_args(args), c.methods_from_args(args),
-                         c.options_from_args(args, network))
+    methods: tuple[str | MappingStrategy, ...] = c.methods_from_args(args)
+    if args.objective is not None:
+        from imcflow.cost import CostSettings
+        from imcflow.hardware.preset import load_preset
+
+        methods = with_objective(methods, args.objective, CostSettings(load_preset(args.preset)))
+    result = map_network(network, c.array_from_args(args), methods, c.options_from_args(args, network))
     c.emit(FORMATTERS[args.format](result), args.out)
     return 0

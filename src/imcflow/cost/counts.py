@@ -131,6 +131,17 @@ for _method, _layout in (("im2col", "flat"), ("sdk", "flat"), ("flex", "flat"), 
     register_layout(_method, _layout)
 
 
+def layout_of(mapping: LayerMapping) -> str:
+    """The registered layout name (``flat``, ``channel``, ...) of a plan's tiles."""
+    method = mapping.fallback or mapping.method
+    try:
+        return _METHOD_LAYOUT[method]
+    except KeyError:
+        raise ConfigError(f"no tile layout registered for mapping method {method!r}; call "
+                          f"imcflow.cost.counts.register_layout (known: {', '.join(_METHOD_LAYOUT)})"
+                          ) from None
+
+
 def tile_shapes(problem: LayerProblem, mapping: LayerMapping, array: ArraySpec) -> list[TileShape]:
     """The occupied rows and columns of every tile of ``mapping`` (merged by shape).
 
@@ -141,13 +152,7 @@ def tile_shapes(problem: LayerProblem, mapping: LayerMapping, array: ArraySpec) 
     >>> [(t.rows, t.cols, t.count) for t in tile_shapes(LayerProblem.from_layer(layer), m, ArraySpec(16, 8))]
     [(16, 8, 1), (11, 8, 1)]
     """
-    method = mapping.fallback or mapping.method
-    try:
-        layout = _LAYOUTS[_METHOD_LAYOUT[method]]
-    except KeyError:
-        raise ConfigError(f"no tile layout registered for mapping method {method!r}; call "
-                          f"imcflow.cost.counts.register_layout (known: {', '.join(_METHOD_LAYOUT)})"
-                          ) from None
+    layout = _LAYOUTS[layout_of(mapping)]
     merged: Counter = Counter()
     for t in layout(problem, mapping, array):
         merged[(t.rows, t.cols, t.row_index)] += t.count

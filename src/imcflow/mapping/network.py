@@ -82,6 +82,11 @@ def _problem(layer: ConvLayer, geometry: str) -> LayerProblem:
     return LayerProblem.from_layer(layer, geometry)
 
 
+def layer_problem(layer: ConvLayer, geometry: str) -> LayerProblem:
+    """The (cached) per-group problem of ``layer`` in ``geometry``."""
+    return _problem(layer, geometry)
+
+
 def useful_macs(layer: AnyLayer, geometry: str) -> int:
     """Multiply-accumulates the layer really needs in ``geometry`` (all groups, all factors)."""
     if isinstance(layer, ConvLayer):
@@ -236,7 +241,7 @@ class NetworkMapping:
 
 
 def map_network(network: Network | Sequence[AnyLayer], array: ArraySpec,
-                methods: Iterable[str] = DEFAULT_METHODS,
+                methods: Iterable[str | MappingStrategy] = DEFAULT_METHODS,
                 options: MappingOptions | None = None) -> NetworkMapping:
     """Map every layer of ``network`` with each method.
 
@@ -260,7 +265,7 @@ def map_network(network: Network | Sequence[AnyLayer], array: ArraySpec,
 
 
 def map_sweep(network: Network | Sequence[AnyLayer], arrays: Sequence[ArraySpec],
-              methods: Iterable[str] = DEFAULT_METHODS,
+              methods: Iterable[str | MappingStrategy] = DEFAULT_METHODS,
               options: MappingOptions | None = None) -> tuple[NetworkMapping, ...]:
     """Map a network on several arrays at once: one :class:`NetworkMapping` per array, equal to
     ``map_network`` on each, but each layer shape is searched once for all arrays (vectorised).

@@ -36,6 +36,26 @@ def vwsdk_loop(problem: LayerProblem, array: ArraySpec) -> tuple[int, int, int] 
     return None if best is None else (best[0], best[4], best[3])
 
 
+def paper_vwsdk_loop(problem: LayerProblem, array: ArraySpec) -> tuple[int, int] | None:
+    """The published VW-SDK search, one candidate at a time: b outer in [1, Ho-1], a inner in
+    [1, Wo-1], the FIFO queue rule (mapping.md section 5); (a, b) of the head, or None."""
+    queue: list[tuple[int, int, int]] = []
+    for b in range(1, problem.out_h):
+        for a in range(1, problem.out_w):
+            ict = array.rows // (problem.pixels_h(a) * problem.pixels_w(b))
+            oct_ = array.usable_cols // (a * b)
+            if ict == 0 or oct_ == 0:
+                continue
+            cycles = (ceil_div(problem.out_h, a) * ceil_div(problem.out_w, b)
+                      * ceil_div(problem.ic, ict) * ceil_div(problem.oc, oct_))
+            if a == 1:
+                queue.append((cycles, a, b))
+            if queue and queue[0][0] > cycles:
+                queue.pop(0)
+                queue.append((cycles, a, b))
+    return (queue[0][1], queue[0][2]) if queue else None
+
+
 def sdk_loop(problem: LayerProblem, array: ArraySpec, search: str = "optimal") -> int:
     """SDK's window size n, trying n = 1, 2, ... until the frozen im2col budget is exceeded."""
     ar0 = ceil_div(problem.taps * problem.ic, array.rows)

@@ -100,14 +100,15 @@ def select_many(grid: Grid, cycles: np.ndarray, tiles: np.ndarray, feasible: np.
     arr, flat = np.nonzero((masked == best) & (best < never))
     if arr.size == 0:
         return [None] * n
-    a = np.broadcast_to(grid.a, shape[1:]).ravel()[flat]
-    b = np.broadcast_to(grid.b, shape[1:]).ravel()[flat]
-    keys = (a, b, a * b, np.broadcast_to(tiles, shape).reshape(n, -1)[arr, flat], arr)
-    order = np.lexsort(keys)  # arr is the primary key: each array's winner comes first in its run
+    ia, ib = np.divmod(flat, shape[2])
+    a = grid.a[:, 0][ia]
+    b = grid.b[0][ib]
+    tiles = tiles.reshape(n, -1) if tiles.shape == shape else np.broadcast_to(tiles, shape).reshape(n, -1)
+    order = np.lexsort((a, b, a * b, tiles[arr, flat], arr))  # arr first: each array's winner leads
     arr_sorted = arr[order]
-    firsts = order[np.flatnonzero(np.diff(arr_sorted, prepend=-1))]
+    firsts = order[np.flatnonzero(np.r_[True, arr_sorted[1:] != arr_sorted[:-1]])]
     out: list[tuple[int, int] | None] = [None] * n
-    for k in firsts:
+    for k in firsts.tolist():
         out[int(arr[k])] = (int(a[k]), int(b[k]))
     return out
 

@@ -6,16 +6,16 @@ the best window and im2col (ties go to im2col, as the published tables print "im
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
 from imcflow.mapping.geometry import LayerProblem, ceil_div
 from imcflow.mapping.im2col import im2col_tiles
-from imcflow.mapping.search import MAX_CANDIDATES, Grid, search_windows
+from imcflow.mapping.search import Grid, search_windows
 
 WindowSearch = Callable[[LayerProblem, Sequence[ArraySpec]], list["tuple[int, int] | None"]]
 
@@ -43,41 +43,97 @@ def optimal_windows(problem: LayerProblem, arrays: Sequence[ArraySpec]) -> list[
     return search_windows(problem, arrays, evaluate, lambda best: cap, "VW-SDK window search")
 
 
-def paper_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int] | None:
-    """The published code's search, reproduced bit for bit (mapping.md section 5).
+def paper_windows(problem: LayerProblem, arrays: Sequence[ArraySpec]) -> list[tuple[int, int] | None]:
+    """The published code's search on each array, reproduced bit for bit (mapping.md section 5).
 
     Range a in [1, Wo-1] and b in [1, Ho-1] (in paper geometry W-Kw and H-Kh: a is bounded by the width
     and b by the height); b is the outer loop; selection by the FIFO queue rule, not a minimum.
+
+    Only feasible windows take part in the queue, and they form a staircase: the PW pixel count and
+    a*b grow with a, so for each b the feasible a are a prefix 1..n(b). The cycles of just those
+    candidates are evaluated at once; the queue is then replayed event by event (:func:`_fifo_head`)
+    instead of candidate by candidate.
     """
     # Only windows with a, b <= min(R, C') can be feasible (see optimal_windows); the rest are skipped
-    # by the loop anyway, so the ranges stop there instead of growing with the map.
-    fit = min(array.rows, array.usable_cols)
+    # by the loop anyway, so the ranges stop there instead of growing with the map. The feasible
+    # staircase itself holds at most sum_b C'/b candidates, so the work stays bounded.
+    fit = max(min(array.rows, array.usable_cols) for array in arrays)
     a_range = np.arange(1, min(problem.out_w, fit + 1), dtype=np.int64)
     b_range = np.arange(1, min(problem.out_h, fit + 1), dtype=np.int64)
     if a_range.size == 0 or b_range.size == 0:
+        return [None] * len(arrays)
+    ph, pw = problem.pixels_h_many(a_range), problem.pixels_w_many(b_range)
+    wh, ww = ceil_div(problem.out_h, a_range), ceil_div(problem.out_w, b_range)
+    out: list[tuple[int, int] | None] = []
+    for array in arrays:
+        r, c = array.rows, array.usable_cols
+        # n(b): a fits while ph(a)*pw(b) <= R (ICt >= 1) and a*b <= C' (OCt >= 1).
+        counts = np.minimum(np.searchsorted(ph, r // pw, side="right"), c // b_range)
+        counts = np.minimum(counts, a_range.size)
+        total = int(counts.sum())
+        if total == 0:
+            out.append(None)
+            continue
+        starts = np.cumsum(counts) - counts
+        bi = np.repeat(np.arange(b_range.size), counts)
+        ai = np.arange(total) - np.repeat(starts, counts)
+        tr = ceil_div(problem.ic, r // (ph[ai] * pw[bi]))
+        tc = ceil_div(problem.oc, c // (a_range[ai] * b_range[bi]))
+        cycles = wh[ai] * ww[bi] * tr * tc
+        head = _fifo_head(cycles, starts, counts)
+        out.append(None if head is None else (int(a_range[ai[head]]), int(b_range[bi[head]])))
+    return out
+
+
+def _fifo_head(cycles: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> int | None:
+    """Index (into the flat candidate list) of the published FIFO queue's head after every candidate;
+    row j (one b) holds ``counts[j]`` candidates from ``starts[j]``, in the loop order of a.
+
+    The rule: for each feasible candidate c in loop order, (1) append c if it starts its row (a = 1);
+    (2) then, if cycles(head) > cycles(c), pop the head and append c. A row none of whose candidates is
+    below the head only appends its first candidate, so rows are skipped in bulk up to the next row
+    with a candidate below the head; inside that row only the candidates below the head are visited.
+    """
+    keep = counts > 0
+    st, n = starts[keep], counts[keep]
+    if st.size == 0:
         return None
-    if a_range.size * b_range.size > MAX_CANDIDATES:
-        raise ConfigError(f"paper VW-SDK search on a {array.label} array would scan "
-                          f"{a_range.size * b_range.size:,} windows, more than {MAX_CANDIDATES:,}; "
-                          f"use the optimal search (--search optimal)")
-    grid = Grid(a_range[:, None], b_range[None, :],
-                problem.pixels_h_many(a_range)[:, None] * problem.pixels_w_many(b_range)[None, :],
-                ceil_div(problem.out_h, a_range[:, None]) * ceil_div(problem.out_w, b_range[None, :]))
-    _, _, cycles, feasible = vw_tiles(grid, problem, array.rows, array.usable_cols)
-    queue: list[tuple[int, int, int]] = []  # (cycles, a, b)
-    for j, b in enumerate(b_range):  # outer loop: b
-        for i, a in enumerate(a_range):  # inner loop: a
-            if not feasible[i, j]:
-                continue
-            cand = (int(cycles[i, j]), int(a), int(b))
-            if a == 1:
-                queue.append(cand)
-            if queue and queue[0][0] > cand[0]:
-                queue.pop(0)
-                queue.append(cand)
-    if not queue:
-        return None
-    return queue[0][1], queue[0][2]
+    # Minimum of each row: reduceat over [start, end) pairs (a sentinel closes the last row).
+    bounds = np.stack([st, st + n], axis=1).ravel()
+    row_min = np.minimum.reduceat(np.append(cycles, 0), bounds)[::2]
+    cl = cycles.tolist()
+    st_l, end_l = st.tolist(), (st + n).tolist()
+    queue: deque[int] = deque()  # flat indices of the queued candidates
+    j, rows = 0, len(st_l)
+    while j < rows:
+        if queue:
+            later = np.flatnonzero(row_min[j:] < cl[queue[0]])
+            if later.size == 0:
+                break  # no later row changes the head
+            k = j + int(later[0])
+            queue.extend(st_l[j:k])  # rows in between only append their first candidate
+            j = k
+        s, end = st_l[j], end_l[j]
+        queue.append(s)
+        if cl[queue[0]] > cl[s]:
+            queue.popleft()
+            queue.append(s)
+        pos = s + 1
+        while pos < end:
+            below = np.flatnonzero(cycles[pos:end] < cl[queue[0]])
+            if below.size == 0:
+                break
+            i = pos + int(below[0])
+            queue.popleft()
+            queue.append(i)
+            pos = i + 1
+        j += 1
+    return queue[0]
+
+
+def paper_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int] | None:
+    """:func:`paper_windows` for one array."""
+    return paper_windows(problem, [array])[0]
 
 
 def vwc_code_window(problem: LayerProblem, array: ArraySpec) -> tuple[int, int, int] | None:
@@ -143,11 +199,11 @@ class VwSdk:
     def map_many(self, problem: LayerProblem, arrays: Sequence[ArraySpec], options: MappingOptions,
                  layer_name: str = "") -> list[LayerMapping]:
         if options.search == "paper":
-            windows = [paper_window(problem, a) for a in arrays]
+            windows = paper_windows(problem, arrays)
         else:
             windows = self.search(problem, arrays)
         return [self._assemble(problem, array, ab, options, layer_name)
-                for array, ab in zip(arrays, windows, strict=False)]
+                for array, ab in zip(arrays, windows, strict=True)]
 
     def _assemble(self, problem: LayerProblem, array: ArraySpec, ab: tuple[int, int] | None,
                   options: MappingOptions, layer_name: str) -> LayerMapping:

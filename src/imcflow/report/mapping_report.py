@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from imcflow.mapping import NetworkMapping
 from imcflow.report.table import render_table
@@ -30,17 +31,18 @@ def mapping_table(result: NetworkMapping) -> str:
     methods = result.methods
     headers = ["layer", "shape (HxW KhxKwxICxOC)"] + [f"{METHOD_TITLES.get(m, m)} cycles" for m in methods]
     # Window details for the variable-window methods (the full set is in --format csv/json).
-    detailed = [m for m in methods if m in ("vwsdk", "flex")] or list(methods)
+    detailed = [m for m in methods if m in ("vwsdk", "flex") or m.startswith("opt-")] or list(methods)
     for m in detailed:
         t = METHOD_TITLES.get(m, m)
         headers += [f"{t} window", f"{t} tiles", f"{t} util tile/avg"]
     headers += ["best", "MAC eff", "LB", "cycles/LB"]
     rows = []
     for r in result.layers:
-        row = [r.layer.name, _shape(r.layer)] + [r[m].cycles for m in methods]
+        row: list[Any] = [r.layer.name, _shape(r.layer)] + [r[m].cycles for m in methods]
         for m in detailed:
             x = r[m]
-            tiles = f"{x.row_tiles}x{x.col_tiles}" + (f"/{x.groups_per_tile}g" if x.groups_per_tile > 1 else "")
+            tiles = f"{x.row_tiles}x{x.col_tiles}"
+            tiles += f"/{x.groups_per_tile}g" if x.groups_per_tile > 1 else ""
             if x.groups > 1:
                 tiles += f" x{-(-x.groups // x.groups_per_tile)}"
             row += [x.label, tiles, f"{x.tile_utilization:.1%}/{x.avg_utilization:.1%}"]
@@ -55,9 +57,9 @@ def mapping_table(result: NetworkMapping) -> str:
     parts = [render_table(headers, rows, title)]
     trows = []
     for m in (*methods, "best"):
-        t = result.totals(m)
-        trows.append([METHOD_TITLES.get(m, m), t.cycles, t.arrays, f"{t.mac_efficiency:.1%}",
-                      t.lower_bound, round(t.cycles_over_lb, 3)])
+        tot = result.totals(m)
+        trows.append([METHOD_TITLES.get(m, m), tot.cycles, tot.arrays, f"{tot.mac_efficiency:.1%}",
+                      tot.lower_bound, round(tot.cycles_over_lb, 3)])
     parts.append(render_table(["method", "cycles", "arrays (preloaded)", "MAC eff", "LB", "cycles/LB"],
                               trows, "\nNetwork totals"))
     sp = result.speedups()
