@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from imcflow.cost.counts import LayerCounts, TileShape, count_layer, counts_from_tiles, split_axis
+from imcflow.cost.counts import LayerCounts, count_layer, counts_from_tiles
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import LowRankLayer
 from imcflow.mapping.base import LayerMapping
+from imcflow.mapping.layout import TileShape, split_axis
 from imcflow.mapping.lowrank import BlockDiagonalPlan, LowRankMapping, factor_problems
 
 # composite layer type -> counter(layer, plan, array, **bits) -> counts of each factor
