@@ -9,7 +9,7 @@ from typing import Any, cast
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec, parse_array
 from imcflow.layers import Network, parse_layer_spec
-from imcflow.mapping import DEFAULT_METHODS, MappingOptions, strategy_names
+from imcflow.mapping import MappingOptions, strategy_names
 from imcflow.mapping.base import Geometry
 from imcflow.networks import builtin_names, load_network, parse_input_shape
 
@@ -71,8 +71,8 @@ def array_from_args(args: argparse.Namespace) -> ArraySpec:
 
 
 def methods_from_args(args: argparse.Namespace) -> tuple[str, ...]:
-    if args.method == "all":
-        return DEFAULT_METHODS
+    if args.method == "all":  # every registered strategy, plugins included
+        return tuple(strategy_names())
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     for m in methods:
         if m not in strategy_names():

@@ -139,37 +139,9 @@ def _plan_only(args: argparse.Namespace, method: Any, options: dict, array: Any)
     plan = method.plan(network, array, mapping, options, groups)
     if plan is None:
         raise ConfigError(f"method {method.name!r} has no torch-free plan; run it with --data instead")
-    if args.format == "json":
-        c.emit(c.to_json(plan.to_dict()), args.out)
-    else:
-        c.emit(_plan_table(plan), args.out)
+    # A method's plan renders itself (MethodPlan): the CLI knows no plan types.
+    c.emit(c.to_json(plan.to_dict()) if args.format == "json" else plan.render(), args.out)
     return 0
-
-
-def _plan_table(plan: Any) -> str:
-    a = plan.array
-    parts = [f"{method_title(plan)} plan for {plan.network.name} on {a.rows}x{a.cols} arrays "
-             f"(C'={a.usable_cols}), geometry={plan.mapping.geometry}, search={plan.mapping.search}: "
-             f"{len(plan.rounds)} round(s)"]
-    for r in plan.rounds:
-        rows = [[s.group, s.consumer, s.width, s.ict, s.residual, s.extra, s.new_width]
-                for s in r.steps if s.new_width != s.width]
-        parts.append(render_table(["channel group", "ICt from", "width", "ICt", "residual",
-                                   "walk-back", "new width"], rows, f"\nround {r.index}"))
-    from imcflow.mapping import map_network
-
-    before = map_network(plan.network, a, ("vwsdk",), plan.mapping).totals("vwsdk")
-    after = map_network(plan.final_network, a, ("vwsdk",), plan.mapping).totals("vwsdk")
-    rows = [[o.name, o.in_channels, o.out_channels, n.in_channels, n.out_channels]
-            for o, n in zip(plan.network.layers, plan.final_network.layers, strict=True)]
-    parts.append(render_table(["layer", "IC", "OC", "IC after", "OC after"], rows, "\nchannels"))
-    parts.append(f"\nVW-SDK cycles: {before.cycles:,} -> {after.cycles:,} "
-                 f"({before.cycles / after.cycles:.3f}x)")
-    return "\n".join(parts)
-
-
-def method_title(plan: Any) -> str:
-    return "VWC-SDK" if type(plan).__name__ == "VwcPlan" else type(plan).__name__
 
 
 # ---------------------------------------------------------------------------------------------------

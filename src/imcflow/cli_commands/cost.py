@@ -9,7 +9,7 @@ from imcflow.cost import CostSettings, cost_mapping, preset_array
 from imcflow.cost.results import MODES
 from imcflow.hardware.array import parse_array
 from imcflow.hardware.preset import load_preset, preset_names
-from imcflow.mapping import DEFAULT_METHODS, map_network
+from imcflow.mapping import map_network, strategy_names
 from imcflow.report.cost_report import FORMATTERS
 
 
@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     methods = c.methods_from_args(args)
     options = c.options_from_args(args, network)
     settings = CostSettings(preset, args.mode, args.input_bits)
-    plot_methods = tuple(dict.fromkeys(methods + DEFAULT_METHODS)) if args.plot else methods
+    every_method = tuple(strategy_names())
+    plot_methods = tuple(dict.fromkeys(methods + every_method)) if args.plot else methods
     mapping = map_network(network, array, plot_methods, options)
     every = {m: cost_mapping(mapping, m, settings) for m in plot_methods}
     costs = {m: every[m] for m in methods}
@@ -52,6 +53,6 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from imcflow.report.plots import write_cost_plots
 
-        for path in write_cost_plots(costs, {m: every[m] for m in DEFAULT_METHODS}, args.plot):
+        for path in write_cost_plots(costs, {m: every[m] for m in every_method}, args.plot):
             print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -51,7 +51,7 @@ from imcflow.compress.deploy import deploy, extract_network
 from imcflow.errors import ConfigError, RunFolderError, check_int
 from imcflow.hardware.array import ArraySpec
 from imcflow.io import atomic_write_json, claim_run_dir, short_digest
-from imcflow.mapping import DEFAULT_METHODS, MappingOptions
+from imcflow.mapping import MappingOptions, strategy_names
 from imcflow.seeding import check_seed, derive_seed, seed_everything
 
 QUANT_SCHEMES = ("dorefa", "uniform", "pow2", "none")
@@ -78,7 +78,7 @@ class CompressConfig:
     array: ArraySpec
     method_options: Mapping[str, Any] = field(default_factory=dict)
     mapping: MappingOptions = MappingOptions()
-    mapping_methods: tuple[str, ...] = DEFAULT_METHODS
+    mapping_methods: tuple[str, ...] = field(default_factory=lambda: tuple(strategy_names()))
     epochs: int = 5
     finetune_epochs: int = 10
     patience: int = 2

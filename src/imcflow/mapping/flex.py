@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 
 from imcflow.hardware.array import ArraySpec
-from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
+from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping
 from imcflow.mapping.geometry import LayerProblem, ceil_div, window_pixel_index
 from imcflow.mapping.layout import FLAT
 from imcflow.mapping.search import Grid, WindowCap, array_axes, search_windows
@@ -130,5 +130,3 @@ class Flex:
                              ict=ceil_div(problem.ic, tr_), oct=ceil_div(problem.oc, tc_),
                              tile_weights=tile_weights, groups_per_tile=gp_, layer_name=layer_name)
 
-
-register_strategy(Flex())

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from imcflow.hardware.array import ArraySpec
-from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
+from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping
 from imcflow.mapping.geometry import LayerProblem, ceil_div
 from imcflow.mapping.layout import FLAT
 
@@ -39,5 +39,3 @@ class Im2col:
                              ict=ceil_div(problem.ic, ar), oct=ceil_div(problem.oc, ac),
                              tile_weights=tile_weights, label="im2col", layer_name=layer_name)
 
-
-register_strategy(Im2col())

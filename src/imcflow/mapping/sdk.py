@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from imcflow.hardware.array import ArraySpec
-from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
+from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping
 from imcflow.mapping.geometry import LayerProblem, ceil_div
 from imcflow.mapping.im2col import im2col_tiles
 from imcflow.mapping.layout import FLAT
@@ -81,5 +81,3 @@ class Sdk:
                              ict=problem.ic, oct=problem.oc, tile_weights=tile_weights,
                              layer_name=layer_name)
 
-
-register_strategy(Sdk())

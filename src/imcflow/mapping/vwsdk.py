@@ -12,7 +12,7 @@ import numpy as np
 
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
-from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
+from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping
 from imcflow.mapping.geometry import LayerProblem, ceil_div
 from imcflow.mapping.im2col import im2col_tiles
 from imcflow.mapping.layout import CHANNEL, FLAT
@@ -177,5 +177,3 @@ class VwSdk:
                              tile_weights=tile_weights, label="im2col", fallback="im2col",
                              layer_name=layer_name)
 
-
-register_strategy(VwSdk())
