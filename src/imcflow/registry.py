@@ -27,7 +27,7 @@ imcflow.errors.ConfigError: colour 'red' is already registered; pass replace=Tru
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
@@ -40,11 +40,11 @@ _MISSING = object()
 
 class Registry(Generic[T]):
     """Names -> objects of one kind. ``kind`` names the kind in error messages ("mapping method");
-    ``check(obj)`` may raise :class:`ConfigError` to refuse objects of the wrong type; ``normalize``
+    ``items`` are registered first, in their order; ``check(obj)`` may raise :class:`ConfigError` to refuse objects of the wrong type; ``normalize``
     maps a user-typed name to the key (e.g. ``str.lower`` for file suffixes)."""
 
-    def __init__(self, kind: str, *, entry_points: str | None = None,
-                 check: Callable[[Any], None] | None = None,
+    def __init__(self, kind: str, items: Mapping[str, T] | None = None, *,
+                 entry_points: str | None = None, check: Callable[[Any], None] | None = None,
                  normalize: Callable[[str], str] | None = None) -> None:
         self.kind = kind
         self.entry_point_group = entry_points
@@ -52,6 +52,8 @@ class Registry(Generic[T]):
         self._normalize = normalize or (lambda name: name)
         self._items: dict[str, T] = {}
         self._plugins_loaded = entry_points is None
+        for name, obj in (items or {}).items():
+            self.register(name, obj)
 
     # --- writing ----------------------------------------------------------------------------------
 
@@ -97,6 +99,12 @@ class Registry(Generic[T]):
         except (KeyError, TypeError):
             known = ", ".join(self._items) or "none"
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
+
+    __getitem__ = get
+
+    def values(self) -> list[T]:
+        self._load_plugins()
+        return list(self._items.values())
 
     def names(self) -> list[str]:
         """Registered names in registration order (built-ins first, then plugins)."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 from imcflow.errors import ConfigError
@@ -12,6 +12,20 @@ from imcflow.layers import Network, parse_layer_spec
 from imcflow.mapping import MappingOptions, strategy_names
 from imcflow.mapping.base import Geometry
 from imcflow.networks import builtin_names, load_network, parse_input_shape
+
+
+class NameChoices:
+    """argparse ``choices`` read from a registry only when a value is checked or help is printed, so
+    building the parser imports nothing heavy (the registry's module may need torch)."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
+
+    def __contains__(self, value: object) -> bool:
+        return value in list(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names()))
 
 
 def add_network_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:

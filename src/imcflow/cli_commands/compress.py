@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--test-subset", type=int, help="evaluate on a seeded subset of the test split")
     g.add_argument("--image-size", type=int, help="resize images to this square size (default: the "
                                                   "model's input size)")
-    g.add_argument("--quant", choices=("uniform", "dorefa", "pow2", "none"), default="uniform",
+    g.add_argument("--quant", choices=c.NameChoices(_quant_names), default="uniform",
                    help="weight quantizer trained in at --weight-bits (default uniform: symmetric "
                         "per-channel; dorefa is the VW-SDK authors' convention); none: float")
     g.add_argument("--act-bits", type=int, help="quantize layer inputs to this many bits")
@@ -82,6 +82,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
     c.declare_outputs(p, lambda args: [("--out", args.out, "file" if args.plan_only else "dir"),
                                        ("--baseline-dir", args.baseline_dir, "dir")])
+
+
+def _quant_names() -> list[str]:
+    from imcflow.quant.quantizers import quant_scheme_names  # torch: only when the value is checked
+
+    return quant_scheme_names()
 
 
 def _method_options(args: argparse.Namespace) -> dict[str, str]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from imcflow.cost.results import CostFigures, NetworkCost
+from imcflow.registry import Registry
 from imcflow.report.table import render_table
 
 
@@ -100,5 +101,5 @@ def to_table(costs: Mapping[str, NetworkCost]) -> str:
     return out
 
 
-FORMATTERS: dict[str, Callable[[Mapping[str, NetworkCost]], str]] = {
-    "table": to_table, "csv": to_csv, "json": to_json}
+FORMATTERS: Registry[Callable[[Mapping[str, NetworkCost]], str]] = Registry(
+    "cost report format", {"table": to_table, "csv": to_csv, "json": to_json})

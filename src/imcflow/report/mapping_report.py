@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from imcflow.mapping import NetworkMapping
+from imcflow.registry import Registry
 from imcflow.report.table import render_table
 
 METHOD_TITLES = {"im2col": "im2col", "sdk": "SDK", "vwsdk": "VW-SDK", "flex": "flex"}
@@ -76,4 +78,5 @@ def mapping_json(result: NetworkMapping) -> str:
     return json.dumps(result.to_dict(), indent=2)
 
 
-FORMATTERS = {"table": mapping_table, "csv": mapping_csv, "json": mapping_json}
+FORMATTERS: Registry[Callable[[NetworkMapping], str]] = Registry(
+    "mapping report format", {"table": mapping_table, "csv": mapping_csv, "json": mapping_json})
