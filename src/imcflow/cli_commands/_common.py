@@ -61,8 +61,9 @@ def add_mapping_arguments(parser: argparse.ArgumentParser) -> None:
                         help="VW-SDK search: exhaustive optimum, or the published code's search")
 
 
-def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+def add_output_arguments(parser: argparse.ArgumentParser, formats: Iterable[str]) -> None:
+    """``--format`` (choices: the command's report formatters) and ``--out``."""
+    parser.add_argument("--format", choices=list(formats), default="table")
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
 
 

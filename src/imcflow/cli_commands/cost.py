@@ -11,6 +11,7 @@ from imcflow.hardware.array import parse_array
 from imcflow.hardware.preset import load_preset, preset_names
 from imcflow.mapping import map_network, strategy_names
 from imcflow.report.cost_report import FORMATTERS
+from imcflow.report.mapping_report import coincidence_note
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_network_arguments(p)
     c.add_array_arguments(p, bits_from="preset")
     c.add_mapping_arguments(p)
-    c.add_output_arguments(p)
+    c.add_output_arguments(p, FORMATTERS.names())
     p.add_argument("--preset", default="isaac",
                    help=f"built-in preset ({', '.join(preset_names())}) or a preset YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -49,10 +50,14 @@ def run(args: argparse.Namespace) -> int:
     mapping = map_network(network, array, plot_methods, options)
     every = {m: cost_mapping(mapping, m, settings) for m in plot_methods}
     costs = {m: every[m] for m in methods}
-    c.emit(FORMATTERS[args.format](costs), args.out)
+    text = FORMATTERS[args.format](costs)
+    note = coincidence_note(mapping)  # e.g. isaac on 256 columns: C' = 32, every method is im2col
+    if note and args.format == "table":
+        text += "\n\n" + note
+    c.emit(text, args.out)
     if args.plot:
         from imcflow.report.plots import write_cost_plots
 
-        for path in write_cost_plots(costs, {m: every[m] for m in every_method}, args.plot):
+        for path in write_cost_plots(costs, {m: every[m] for m in every_method}, args.plot, note):
             print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -15,6 +15,7 @@ from imcflow.mapping.base import (
     Window,
     get_strategy,
     lower_bounds,
+    method_title,
     register_strategy,
     strategy_names,
 )
@@ -34,7 +35,7 @@ from imcflow.mapping.vwsdk import VwSdk
 
 __all__ = [
     "STRATEGIES", "LayerMapping", "MappingOptions", "MappingStrategy", "Window", "get_strategy",
-    "lower_bounds", "register_strategy", "strategy_names", "LayerProblem", "LayerReport",
+    "lower_bounds", "method_title", "register_strategy", "strategy_names", "LayerProblem", "LayerReport",
     "MethodTotals", "NetworkMapping", "map_layer", "map_network", "map_sweep",
 ]
 

@@ -147,6 +147,16 @@ def get_strategy(name: str | MappingStrategy) -> MappingStrategy:
     return STRATEGIES.get(name) if isinstance(name, str) else name
 
 
+def method_title(name: str) -> str:
+    """How reports print a strategy: its ``title`` attribute (optional), else its name.
+
+    >>> method_title("vwsdk"), method_title("no-such-method")
+    ('VW-SDK', 'no-such-method')
+    """
+    strategy = STRATEGIES.get(name) if name in STRATEGIES else None
+    return str(getattr(strategy, "title", name))
+
+
 def strategy_names() -> list[str]:
     """Every registered strategy, built-ins first (im2col, sdk, vwsdk, flex), then plugins."""
     return STRATEGIES.names()

@@ -99,6 +99,7 @@ def flex_window_cap(problem: LayerProblem, arrays: Sequence[ArraySpec]) -> Windo
 
 class Flex:
     name = "flex"
+    title = "flex"  # how reports print it
     description = "any window, tiles cut mid-channel; groups packed block-diagonally; never worse"
     layout = FLAT
 

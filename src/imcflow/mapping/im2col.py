@@ -23,6 +23,7 @@ def im2col_tiles(problem: LayerProblem, array: ArraySpec) -> tuple[int, int]:
 
 class Im2col:
     name = "im2col"
+    title = "im2col"  # how reports print it
     description = "one output pixel per activation; cycles = Ho*Wo*ceil(KhKwIC/R)*ceil(OC/C')"
     layout = FLAT
 

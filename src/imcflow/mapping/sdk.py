@@ -56,6 +56,7 @@ def sdk_window(problem: LayerProblem, array: ArraySpec, options: MappingOptions)
 
 class Sdk:
     name = "sdk"
+    title = "SDK"  # how reports print it
     description = "square n x n output window over all channels inside im2col's frozen tile budget"
     layout = FLAT
 

@@ -132,6 +132,7 @@ def paper_window_label(problem: LayerProblem, array: ArraySpec, a: int, b: int) 
 
 class VwSdk:
     name = "vwsdk"
+    title = "VW-SDK"  # how reports print it
     description = "variable rectangular windows over whole ICt/OCt channel tiles; min with im2col"
     layout = CHANNEL
 
