@@ -16,7 +16,9 @@ from imcflow.networks import builtin_names, load_network, parse_input_shape
 
 class NameChoices:
     """argparse ``choices`` read from a registry only when a value is checked or help is printed, so
-    building the parser imports nothing heavy (the registry's module may need torch)."""
+    building the parser imports nothing heavy (the registry's module may need torch). Give the
+    argument a ``metavar`` (argparse lists the choices in the usage line otherwise, at build time) and
+    ``%(choices)s`` in its help."""
 
     def __init__(self, names: Callable[[], Iterable[str]]) -> None:
         self._names = names
@@ -63,7 +65,8 @@ def add_mapping_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_output_arguments(parser: argparse.ArgumentParser, formats: Iterable[str]) -> None:
     """``--format`` (choices: the command's report formatters) and ``--out``."""
-    parser.add_argument("--format", choices=list(formats), default="table")
+    parser.add_argument("--format", choices=formats, default="table", metavar="FORMAT",
+                        help="output format: %(choices)s (default: %(default)s)")
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
 
 

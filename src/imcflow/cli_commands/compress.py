@@ -61,9 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--test-subset", type=int, help="evaluate on a seeded subset of the test split")
     g.add_argument("--image-size", type=int, help="resize images to this square size (default: the "
                                                   "model's input size)")
-    g.add_argument("--quant", choices=c.NameChoices(_quant_names), default="uniform",
-                   help="weight quantizer trained in at --weight-bits (default uniform: symmetric "
-                        "per-channel; dorefa is the VW-SDK authors' convention); none: float")
+    g.add_argument("--quant", choices=c.NameChoices(_quant_names), default="uniform", metavar="SCHEME",
+                   help="%(choices)s: weight quantizer trained in at --weight-bits (default uniform: "
+                        "symmetric per-channel; dorefa is the VW-SDK authors' convention); none: float")
     g.add_argument("--act-bits", type=int, help="quantize layer inputs to this many bits")
     g.add_argument("--max-drop", type=float, default=1.0,
                    help="iterative methods: rounds stop when validation accuracy falls more than this "

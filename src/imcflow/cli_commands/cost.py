@@ -5,13 +5,22 @@ import argparse
 import sys
 
 from imcflow.cli_commands import _common as c
-from imcflow.cost import CostSettings, cost_mapping, preset_array
-from imcflow.cost.results import MODES
 from imcflow.hardware.array import parse_array
-from imcflow.hardware.preset import load_preset, preset_names
 from imcflow.mapping import map_network, strategy_names
-from imcflow.report.cost_report import FORMATTERS
-from imcflow.report.mapping_report import coincidence_note
+
+
+# The cost model, its presets (YAML) and reports are imported when a cost is computed, not when the
+# parser is built: every `imcflow` command builds this subcommand's parser.
+def _formats() -> list[str]:
+    from imcflow.report.cost_report import FORMATTERS
+
+    return FORMATTERS.names()
+
+
+def _modes() -> tuple[str, ...]:
+    from imcflow.cost.results import MODES
+
+    return MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,13 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_network_arguments(p)
     c.add_array_arguments(p, bits_from="preset")
     c.add_mapping_arguments(p)
-    c.add_output_arguments(p, FORMATTERS.names())
+    c.add_output_arguments(p, c.NameChoices(_formats))
     p.add_argument("--preset", default="isaac",
-                   help=f"built-in preset ({', '.join(preset_names())}) or a preset YAML file")
+                   help="preset name (see 'imcflow presets') or a preset YAML file (default: isaac)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one preset constant, e.g. adc.bits=6 (repeatable)")
-    p.add_argument("--mode", choices=MODES, default="preloaded",
-                   help="preloaded: every layer's arrays present and working in parallel; "
+    p.add_argument("--mode", choices=c.NameChoices(_modes), default="preloaded", metavar="MODE",
+                   help="%(choices)s; preloaded: every layer's arrays present and working in parallel; "
                         "time-multiplexed: all activations on one array")
     p.add_argument("--input-bits", type=int, default=None,
                    help="activation precision (default: the preset's)")
@@ -38,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imcflow.cost import CostSettings, cost_mapping, preset_array
+    from imcflow.hardware.preset import load_preset
+    from imcflow.report.cost_report import FORMATTERS
+    from imcflow.report.mapping_report import coincidence_note
+
     network = c.network_from_args(args)
     preset = load_preset(args.preset, args.overrides)
     shape = parse_array(args.array)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 
 from imcflow.cli_commands import _common as c
-from imcflow.hardware.preset import load_preset, preset_names
 from imcflow.report.table import engineering, render_table, unit_of
 
 
@@ -31,6 +30,8 @@ def show_value(key: str, value: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imcflow.hardware.preset import load_preset, preset_names  # YAML: only when asked
+
     if args.name is None:
         presets = [load_preset(n) for n in preset_names()]
         if args.format == "json":
