@@ -77,17 +77,22 @@ class Registry(Generic[T]):
         return obj
 
     @contextmanager
-    def override(self, name: str, obj: T) -> Iterator[T]:
-        """Register ``obj`` under ``name`` (replacing any holder) inside a ``with`` block only."""
+    def scoped(self) -> Iterator[Registry[T]]:
+        """Whatever is registered inside the ``with`` block is forgotten after it (tests)."""
         self._load_plugins()
-        key = self._normalize(name)
         before = dict(self._items)
-        self.register(key, obj, replace=True)
         try:
-            yield obj
+            yield self
         finally:
             self._items.clear()
             self._items.update(before)
+
+    @contextmanager
+    def override(self, name: str, obj: T) -> Iterator[T]:
+        """Register ``obj`` under ``name`` (replacing any holder) inside a ``with`` block only."""
+        with self.scoped():
+            self.register(name, obj, replace=True)
+            yield obj
 
     # --- reading ----------------------------------------------------------------------------------
 

@@ -225,31 +225,19 @@ def preset_dir() -> str:
     return str(resources.files("imcflow.hardware") / "presets")
 
 
-#: Preset name -> YAML file. The shipped presets (file stems in ``hardware/presets``) are registered on
-#: first use; :func:`register_preset` adds another file under a name.
-PRESETS: Registry[str] = Registry("preset")
+#: Preset name -> YAML file: the shipped presets (file stems in ``hardware/presets``, sorted), then
+#: any added with :func:`register_preset`.
+PRESETS: Registry[str] = Registry("preset", {
+    f[:-5]: os.path.join(preset_dir(), f) for f in sorted(os.listdir(preset_dir())) if f.endswith(".yaml")})
 
 
 def register_preset(name: str, path: str, *, replace: bool = False) -> str:
     """Make the preset YAML file ``path`` loadable by ``name`` (``imcflow cost --preset NAME``)."""
-    _register_shipped()
     return PRESETS.register(name, path, replace=replace)
-
-
-def _register_shipped() -> None:
-    if not _shipped:
-        _shipped.append(True)
-        for f in sorted(os.listdir(preset_dir())):
-            if f.endswith(".yaml"):
-                PRESETS.register(f[:-5], os.path.join(preset_dir(), f))
-
-
-_shipped: list[bool] = []
 
 
 def preset_names() -> list[str]:
     """Names of the registered presets: those shipped with imcflow (sorted), then any registered."""
-    _register_shipped()
     return PRESETS.names()
 
 
