@@ -10,7 +10,7 @@ from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec, parse_array
 from imcflow.layers import Network, parse_layer_spec
 from imcflow.mapping import MappingOptions, strategy_names
-from imcflow.mapping.base import Geometry
+from imcflow.mapping.base import GEOMETRIES, SEARCHES, Geometry
 from imcflow.networks import builtin_names, load_network, parse_input_shape
 
 
@@ -56,10 +56,10 @@ def add_array_arguments(parser: argparse.ArgumentParser, default_array: str = "5
 
 def add_mapping_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="all", help=f"all or one of: {', '.join(strategy_names())}")
-    parser.add_argument("--geometry", choices=("real", "paper"), default=None,
+    parser.add_argument("--geometry", choices=GEOMETRIES, default=None,
                         help="real: true stride/padding (default for models); paper: stride-1 valid "
                              "conv on the listed HxW (default for the published layer lists)")
-    parser.add_argument("--search", choices=("optimal", "paper"), default="optimal",
+    parser.add_argument("--search", choices=SEARCHES, default="optimal",
                         help="VW-SDK search: exhaustive optimum, or the published code's search")
 
 

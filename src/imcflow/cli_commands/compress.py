@@ -8,6 +8,8 @@ from typing import Any
 
 from imcflow.cli_commands import _common as c
 from imcflow.errors import ConfigError
+from imcflow.mapping import strategy_names
+from imcflow.mapping.base import GEOMETRIES, SEARCHES
 from imcflow.report.table import render_table
 
 
@@ -29,10 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a method option (repeatable; see 'imcflow methods')")
     p.add_argument("--mapping", default="all",
-                   help="mapping methods to report: all or a comma list (im2col,sdk,vwsdk,flex)")
-    p.add_argument("--geometry", choices=("real", "paper"), default=None,
+                   help=f"mapping methods to report: all or a comma list of {', '.join(strategy_names())}")
+    p.add_argument("--geometry", choices=GEOMETRIES, default=None,
                    help="real: true stride/padding (default for models); paper: stride-1 valid conv")
-    p.add_argument("--search", choices=("optimal", "paper"), default="optimal",
+    p.add_argument("--search", choices=SEARCHES, default="optimal",
                    help="VW-SDK search: exhaustive optimum, or the published code's search")
     p.add_argument("--plan-only", action="store_true",
                    help="print the method's plan (layer list + array only) and exit")

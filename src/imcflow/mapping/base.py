@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
@@ -18,6 +18,8 @@ from imcflow.registry import Registry
 
 Geometry = Literal["real", "paper"]
 Search = Literal["optimal", "paper"]
+GEOMETRIES: tuple[str, ...] = get_args(Geometry)
+SEARCHES: tuple[str, ...] = get_args(Search)
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,10 @@ class MappingOptions:
     search: Search = "optimal"
 
     def __post_init__(self) -> None:
-        if self.geometry not in ("real", "paper"):
-            raise ConfigError(f"geometry must be 'real' or 'paper', got {self.geometry!r}")
-        if self.search not in ("optimal", "paper"):
-            raise ConfigError(f"search must be 'optimal' or 'paper', got {self.search!r}")
+        if self.geometry not in GEOMETRIES:
+            raise ConfigError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {self.geometry!r}")
+        if self.search not in SEARCHES:
+            raise ConfigError(f"search must be one of {', '.join(SEARCHES)}, got {self.search!r}")
 
 
 @dataclass(frozen=True)

@@ -78,10 +78,24 @@ def lazy_loader(module: str, function: str) -> Loader:
     return load
 
 
+def _paper_factory(make: Callable[[], Network]) -> Callable[[InputShape], Network]:
+    def load(input_shape: InputShape) -> Network:
+        return make()  # a published layer list has one input size: the one it was printed for
+
+    return load
+
+
+def _model_factory(name: str) -> Callable[[InputShape], Network]:
+    def load(input_shape: InputShape) -> Network:
+        return builtin_network(name, input_shape)
+
+    return load
+
+
 for _name, _paper in PAPER_NETWORKS.items():
-    register_builtin(_name, lambda shape, f=_paper: f())
+    register_builtin(_name, _paper_factory(_paper))
 for _model in builtin_model_names():
-    register_builtin(_model, lambda shape, n=_model: builtin_network(n, shape))
+    register_builtin(_model, _model_factory(_model))
 for _suffix, _module, _function in (
         (".onnx", "imcflow.frontends.onnx_import", "load_onnx"),
         (".csv", "imcflow.frontends.neurosim", "read_neurosim_csv"),

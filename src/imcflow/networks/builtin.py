@@ -66,6 +66,13 @@ def _network_entry(network: Network) -> dict[str, Any]:
     return {"meta": meta, "layers": [_layer_row(layer) for layer in network.layers]}
 
 
+def _layer(row: list[Any]) -> ConvLayer:
+    """A cache row (field values in ConvLayer's field order, pairs as lists) -> the record."""
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                              for k, v in zip(_layer_fields(), row, strict=True)}
+    return ConvLayer(**values)
+
+
 @lru_cache(maxsize=64)
 def cached_network(name: str, shape: tuple[int, ...]) -> Network | None:
     """The cached layer list of model ``name`` at input ``shape``, or None if it is not cached."""
@@ -73,8 +80,7 @@ def cached_network(name: str, shape: tuple[int, ...]) -> Network | None:
     if entry is None:
         return None
     meta = {k: tuple(v) if isinstance(v, list) else v for k, v in entry["meta"].items()}
-    layers = tuple(ConvLayer(*[tuple(v) if isinstance(v, list) else v for v in row])
-                   for row in entry["layers"])
+    layers = tuple(_layer(row) for row in entry["layers"])
     return Network(name=name, layers=layers, input_shape=shape, source="built-in", geometry="real",
                    meta=meta)
 
@@ -93,7 +99,7 @@ def _traced(name: str, input_shape: tuple[int, ...]) -> Network:
 
     # Only shapes matter for a layer list: build on the meta device (no weight memory, no init cost).
     with torch.device("meta"):
-        model = create_model(name, in_channels=input_shape[0], input_size=input_shape[1:])
+        model = create_model(name, in_channels=input_shape[0], input_size=(input_shape[1], input_shape[2]))
     return trace_module(model, input_shape, name=name, source="built-in")
 
 

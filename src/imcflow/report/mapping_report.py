@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from imcflow.layers import ConvLayer
 from imcflow.mapping import NetworkMapping, method_title
 from imcflow.registry import Registry
 from imcflow.report.table import render_table
@@ -50,8 +51,9 @@ def coincidence_note(result: NetworkMapping) -> str | None:
     if len(classes) == 1:
         names = ", ".join(method_title(m) for m in methods)
         one_pixel = all(r[m].window.a == r[m].window.b == 1 for r in result.layers for m in methods)
-        min_oc = min(r.layer.out_channels // r.layer.groups for r in result.layers)
-        if one_pixel and a.usable_cols <= min_oc:
+        convs = [r.layer for r in result.layers if isinstance(r.layer, ConvLayer)]
+        min_oc = min((c.out_channels // c.groups for c in convs), default=0)
+        if one_pixel and len(convs) == len(result.layers) and a.usable_cols <= min_oc:
             cells = (f" ({a.cols} columns / {a.slices} cells per {a.weight_bits}-bit weight in "
                      f"{a.cell_bits}-bit cells)" if a.slices > 1 else "")
             return (f"Note: {names} give identical cycles on every layer. C' = {a.usable_cols} usable "
