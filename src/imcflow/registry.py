@@ -59,16 +59,20 @@ class Registry(Generic[T]):
 
     def register(self, name: str, obj: T, *, replace: bool = False) -> T:
         """Add ``obj`` under ``name`` and return it (so it works as a decorator helper)."""
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{self.kind} name must be a non-empty string, got {name!r}")
         if self._check is not None:
             self._check(obj)
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{self.kind} name must be a non-empty string, got {name!r}")
         key = self._normalize(name)
         if key in self._items and not replace:
             raise ConfigError(f"{self.kind} {key!r} is already registered; pass replace=True to "
                               f"replace it")
         self._items[key] = obj
         return obj
+
+    def add(self, obj: T, *, replace: bool = False) -> T:
+        """Register ``obj`` under its own ``name`` attribute (strategies, methods)."""
+        return self.register(getattr(obj, "name", ""), obj, replace=replace)
 
     def unregister(self, name: str) -> T:
         """Remove ``name`` and return what it held."""

@@ -190,8 +190,7 @@ METHODS: Registry[CompressionMethod] = Registry("compression method", entry_poin
 
 def register_method(method: CompressionMethod, *, replace: bool = False) -> CompressionMethod:
     """Add a method instance to the registry under its ``name`` (the CLI's ``--method``)."""
-    _check_method(method)
-    return METHODS.register(method.name, method, replace=replace)
+    return METHODS.add(method, replace=replace)
 
 
 def get_method(name: str | CompressionMethod) -> CompressionMethod:

@@ -140,8 +140,7 @@ STRATEGIES: Registry[MappingStrategy] = Registry("mapping method", entry_points=
 
 def register_strategy(strategy: MappingStrategy, *, replace: bool = False) -> MappingStrategy:
     """Add a strategy to the registry (its ``name`` is the key used by ``--method``)."""
-    _check_strategy(strategy)
-    return STRATEGIES.register(strategy.name, strategy, replace=replace)
+    return STRATEGIES.add(strategy, replace=replace)
 
 
 def get_strategy(name: str | MappingStrategy) -> MappingStrategy:
