@@ -12,7 +12,8 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "imcflow"
 def imported_modules(package: str) -> dict[str, set[str]]:
     """module file -> every ``imcflow.*`` module it imports (absolute imports only: the house style)."""
     out = {}
-    for path in sorted((PKG / package).rglob("*.py")):
+    root = PKG / package
+    for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
         found = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -35,6 +36,11 @@ def _offenders(package: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]
 def test_frontends_and_models_do_not_import_networks():
     assert _offenders("frontends", ("imcflow.networks",)) == {}
     assert _offenders("models", ("imcflow.networks", "imcflow.frontends")) == {}
+
+
+def test_the_network_file_reader_does_not_import_the_mapping_engine():
+    # Composite layer kinds (kind: lowrank) come from imcflow.layers.COMPOSITE_LAYERS instead.
+    assert _offenders("frontends/netfile.py", ("imcflow.mapping",)) == {}
 
 
 def test_the_checker_sees_lazy_imports():
