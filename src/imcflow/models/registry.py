@@ -14,8 +14,9 @@ from typing import Any
 
 from torch import nn
 
-from imcflow.errors import ConfigError, UnknownNameError
+from imcflow.errors import ConfigError
 from imcflow.models import mobilenet, resnet_cifar, resnet_imagenet, small, vgg
+from imcflow.registry import Registry
 from imcflow.validate import check_int, check_type
 
 IMAGENET = (3, 224, 224)
@@ -62,19 +63,16 @@ _SPECS = [
     ModelSpec("smallcnn-28", small.smallcnn28, (1, 28, 28), 10, "two-conv CNN, 28x28 digits"),
     ModelSpec("smallcnn-8", small.smallcnn8, (1, 8, 8), 10, "two-conv CNN, 8x8 digits"),
 ]
-MODELS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
+MODELS: Registry[ModelSpec] = Registry("model", {s.name: s for s in _SPECS})
 
 
 def model_names() -> list[str]:
     """Names of the built-in PyTorch models, in a stable (registration) order."""
-    return list(MODELS)
+    return MODELS.names()
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+    return MODELS.get(name)
 
 
 def default_input_shape(name: str) -> tuple[int, int, int]:
