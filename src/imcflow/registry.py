@@ -40,8 +40,9 @@ _MISSING = object()
 
 class Registry(Generic[T]):
     """Names -> objects of one kind. ``kind`` names the kind in error messages ("mapping method");
-    ``items`` are registered first, in their order; ``check(obj)`` may raise :class:`ConfigError` to refuse objects of the wrong type; ``normalize``
-    maps a user-typed name to the key (e.g. ``str.lower`` for file suffixes)."""
+    ``items`` are registered first, in their order; ``check(obj)`` may raise :class:`ConfigError` to
+    refuse objects of the wrong type; ``normalize`` maps a user-typed name to the key (e.g.
+    ``str.lower`` for file suffixes)."""
 
     def __init__(self, kind: str, items: Mapping[str, T] | None = None, *,
                  entry_points: str | None = None, check: Callable[[Any], None] | None = None,
