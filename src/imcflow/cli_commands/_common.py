@@ -63,8 +63,10 @@ def add_mapping_arguments(parser: argparse.ArgumentParser) -> None:
                         help="VW-SDK search: exhaustive optimum, or the published code's search")
 
 
-def add_output_arguments(parser: argparse.ArgumentParser, formats: Iterable[str]) -> None:
-    """``--format`` (choices: the command's report formatters) and ``--out``."""
+def add_output_arguments(parser: argparse.ArgumentParser,
+                         formats: Iterable[str] = ("table", "csv", "json")) -> None:
+    """``--format`` (choices: the command's report formatters, e.g. ``FORMATTERS.names()``) and
+    ``--out``."""
     parser.add_argument("--format", choices=formats, default="table", metavar="FORMAT",
                         help="output format: %(choices)s (default: %(default)s)")
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
