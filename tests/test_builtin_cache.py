@@ -12,11 +12,11 @@ from imcflow.networks.builtin import CACHE_FILE, regenerate, render_cache, trace
 
 def test_cache_equals_tracing_every_builtin_model():
     # Regenerate in memory (tracing every model at its default input) and compare with the shipped
-    # file byte for byte; on a difference, `python -m imcflow.networks.builtin` rewrites it.
+    # file byte for byte; on a difference, `python -m imcflow.networks` rewrites it.
     fresh = regenerate()
     assert list(fresh["models"]) == list(MODELS)
     assert render_cache(fresh) == CACHE_FILE.read_text(encoding="utf-8"), \
-        "stale cache: run 'python -m imcflow.networks.builtin'"
+        "stale cache: run 'python -m imcflow.networks'"
     for name, spec in MODELS.items():  # and the records read back equal the traced ones
         assert load_network(name) == traced_network(name), name
         assert load_network(name).input_shape == spec.input_shape

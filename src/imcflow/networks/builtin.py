@@ -6,7 +6,7 @@ default input shape, description and the layer list :func:`traced_network` gives
 at its own input size never imports torch; any other input shape is traced (torch needed).
 
 The cache is data generated from the models, never edited by hand: regenerate it after changing a
-model or the tracer with ``python -m imcflow.networks.builtin``; ``tests/test_builtin_cache.py``
+model or the tracer with ``python -m imcflow.networks``; ``tests/test_builtin_cache.py``
 regenerates it in memory and compares it with the file, model by model.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _catalog() -> dict[str, Any]:
         data = json.load(fh)
     if data.get("format") != CACHE_FORMAT or data.get("layer_fields") != _layer_fields():
         raise ConfigError(f"{CACHE_FILE}: written for another cache format or ConvLayer fields; "
-                          f"regenerate it with 'python -m imcflow.networks.builtin'")
+                          f"regenerate it with 'python -m imcflow.networks'")
     return data["models"]
 
 
@@ -146,7 +146,7 @@ def regenerate() -> dict[str, Any]:
         models[name] = {"input_shape": list(shape), "description": spec.description,
                         "networks": {shape_key(shape): _network_entry(_traced(name, shape))}}
     return {"format": CACHE_FORMAT, "layer_fields": _layer_fields(),
-            "generated_by": "python -m imcflow.networks.builtin (traced with imcflow.frontends."
+            "generated_by": "python -m imcflow.networks (traced with imcflow.frontends."
                             "torch_trace); do not edit",
             "models": models}
 
@@ -180,7 +180,3 @@ def write_cache(path: Path = CACHE_FILE) -> Path:
     _catalog.cache_clear()
     cached_network.cache_clear()
     return path
-
-
-if __name__ == "__main__":  # pragma: no cover - the regeneration command
-    print(f"wrote {write_cache()}")
