@@ -63,7 +63,13 @@ def _layer_row(layer: ConvLayer) -> list[Any]:
 
 def _network_entry(network: Network) -> dict[str, Any]:
     meta = {k: list(v) if isinstance(v, tuple) else v for k, v in network.meta.items()}
-    return {"meta": meta, "layers": [_layer_row(layer) for layer in network.layers]}
+    rows = []
+    for layer in network.layers:
+        if not isinstance(layer, ConvLayer):  # tracing gives plain layers; the cache stores only those
+            raise ConfigError(f"{network.name}: layer {layer.name!r} is a {type(layer).__name__}; the "
+                              f"built-in cache holds ConvLayer records only")
+        rows.append(_layer_row(layer))
+    return {"meta": meta, "layers": rows}
 
 
 def _layer(row: list[Any]) -> ConvLayer:
@@ -173,10 +179,9 @@ def render_cache(catalog: dict[str, Any]) -> str:
 
 def write_cache(path: Path = CACHE_FILE) -> Path:
     """Regenerate the cache file."""
-    text = render_cache(regenerate())
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    from imcflow.io import atomic_write_text
+
+    atomic_write_text(path, render_cache(regenerate()))
     _catalog.cache_clear()
     cached_network.cache_clear()
     return path
