@@ -101,16 +101,21 @@ class Registry(Generic[T]):
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def get(self, name: str) -> T:
+    def get(self, name: str, default: Any = _MISSING) -> T:
+        """The object registered as ``name``; ``default`` if given and ``name`` is unknown, else an
+        :class:`UnknownNameError` listing the known names."""
         self._load_plugins()
         key = self._normalize(name) if isinstance(name, str) else name
         try:
             return self._items[key]
         except (KeyError, TypeError):
+            if default is not _MISSING:
+                return default
             known = ", ".join(self._items) or "none"
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
-    __getitem__ = get
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
 
     def values(self) -> list[T]:
         self._load_plugins()

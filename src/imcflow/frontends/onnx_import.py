@@ -529,7 +529,7 @@ def import_onnx(path: str, input_shape: tuple[int, ...] | None = None, name: str
     graph = _Graph(_infer(model, path), path)
     walk = _Walk(graph)
     for node in model.graph.node:  # subgraphs (If/Loop bodies) are checked by _other
-        (_HANDLERS[node.op_type] if node.op_type in _HANDLERS else _other)(walk, node)
+        _HANDLERS.get(node.op_type, _other)(walk, node)
     for layer_name, info in walk.asymmetric.items():
         walk.notes.append(f"{layer_name}: asymmetric pads {info['pads']} -> input {info['input_size']} "
                           f"with padding min(begin, end); output size unchanged")
