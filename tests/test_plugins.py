@@ -33,7 +33,7 @@ def test_registry_refuses_duplicates_unless_asked_and_lists_known_names():
     assert r.names() == ["b", "a"]  # registration order, not sorted
     with pytest.raises(UnknownNameError, match="unknown widget 'c'; known: b, a"):
         r.get("c")
-    assert r.get("c", None) is None and r["a"] == 2  # a default instead of the error
+    assert r.get("c", None) is None and r["a"] == 3  # a default instead of the error
     assert "a" in r and "c" not in r and len(r) == 2
     assert r.unregister("b") == 1 and r.names() == ["a"]
 
