@@ -93,7 +93,7 @@ def _model_factory(name: str) -> Callable[[InputShape], Network]:
 
 
 for _name, _paper in PAPER_NETWORKS.items():
-    register_builtin(_name, _paper_factory(_paper))
+    register_builtin(_name, _paper_factory(_paper), takes_input=False)
 for _model in builtin_model_names():
     register_builtin(_model, _model_factory(_model))
 for _suffix, _module, _function in (
@@ -102,7 +102,8 @@ for _suffix, _module, _function in (
         (".yaml", "imcflow.frontends.netfile", "read_network_file"),
         (".yml", "imcflow.frontends.netfile", "read_network_file"),
         (".json", "imcflow.frontends.netfile", "read_network_file")):
-    register_file_loader(_suffix, lazy_loader(_module, _function))
+    # A NetWork.csv lists every size itself (no input shape to take).
+    register_file_loader(_suffix, lazy_loader(_module, _function), takes_input=_suffix != ".csv")
 
 
 def builtin_names() -> list[str]:

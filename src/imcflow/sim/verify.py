@@ -146,7 +146,8 @@ def verify_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
     _check_arguments(array, options, config, batch, seed)
     options = options or MappingOptions(geometry=network.geometry)  # type: ignore[arg-type]
     config = config or SimConfig()
-    chosen = [m if isinstance(m, str) else m.name for m in dict.fromkeys(check_methods(strategy_names() if methods is None else methods))]
+    asked = check_methods(strategy_names() if methods is None else methods)  # default: every strategy
+    chosen = [m if isinstance(m, str) else m.name for m in dict.fromkeys(asked)]
     for layer in network.layers:
         for m in chosen:
             if isinstance(layer, ConvLayer):  # other records are refused by verify_layer, by name
