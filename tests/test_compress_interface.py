@@ -15,7 +15,6 @@ from imcflow.compress import (
     StepResult,
     get_method,
     method_names,
-    register_method,
 )
 from imcflow.compress.base import zero_im2col_rows
 from imcflow.compress.deploy import deploy, extract_network
@@ -152,12 +151,16 @@ class _DropHalfFilters(CompressionMethod):
         return tuple(replace(l, skipped_rows={"im2col": l.zero_rows}) for l in layers)
 
 
-def test_a_new_method_plugs_in_and_its_shape_changes_reach_the_mapping(monkeypatch):
-    from imcflow.compress import base
+def test_a_new_method_plugs_in_and_its_shape_changes_reach_the_mapping():
+    from imcflow.compress.base import METHODS
 
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))  # keep the registry clean
-    method = register_method(_DropHalfFilters())
-    assert get_method("test-drop-half") is method
+    with METHODS.override("test-drop-half", _DropHalfFilters()) as method:  # registry restored after
+        assert get_method("test-drop-half") is method
+        _check_drop_half(method)
+    assert "test-drop-half" not in METHODS.names()
+
+
+def _check_drop_half(method):
     model = _net()
     array = ArraySpec(64, 64)
     before = deploy(model, (1, 6, 6), array)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from imcflow.cli import main
-from imcflow.compress import CompressionMethod, StepResult, register_method
+from imcflow.compress import CompressionMethod, StepResult
 from imcflow.compress.pipeline import CompressConfig, run_compression
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
@@ -98,12 +98,11 @@ class _ZeroEverything(CompressionMethod):
         return StepResult(True, model, {})
 
 
-def test_accuracy_drop_rule_discards_the_round(tmp_path, monkeypatch):
-    from imcflow.compress import base
+def test_accuracy_drop_rule_discards_the_round(tmp_path):
+    from imcflow.compress.base import METHODS
 
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    register_method(_ZeroEverything())
-    report = run_compression(_config(tmp_path, "test-zero"), progress=False)
+    with METHODS.override("test-zero", _ZeroEverything()):
+        report = run_compression(_config(tmp_path, "test-zero"), progress=False)
     assert len(report.rounds) == 1 and not report.rounds[0].accepted
     assert report.rounds[0].accuracy < report.baseline_accuracy - 0.01
     assert report.compressed_accuracy == report.baseline_accuracy

@@ -21,7 +21,9 @@ def test_cost_json_shape(tmp_path, capsys):
     code, _, err = run(capsys, "cost", "resnet18-paper", "--array", "256x256", "--preset", "isaac",
                        "--format", "json", "--out", str(out))
     assert code == 0 and "wrote" in err
-    d = json.loads(out.read_text())
+    doc = json.loads(out.read_text())
+    assert list(doc["methods"]) == ["flex"] and [r["method"] for r in doc["comparison"]] == ["flex"]
+    d = doc["methods"]["flex"]
     assert d["preset"] == "isaac" and d["method"] == "flex" and d["array"] == "256x256"
     assert (d["weight_bits"], d["cell_bits"], d["input_bits"]) == (16, 2, 16)  # the preset's defaults
     assert len(d["layers"]) == 5

@@ -1,17 +1,19 @@
 """Event counts from mapping plans: hand-computed small layers per method, and invariants."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imcflow.cost import count_layer, tile_shapes
-from imcflow.cost.counts import split_axis
-from imcflow.errors import ConfigError
+from imcflow.errors import ImcflowError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer
 from imcflow.mapping import LayerProblem, MappingOptions, map_layer
 from imcflow.mapping.base import build_mapping
+from imcflow.mapping.layout import CHANNEL, FLAT, split_axis
 
 
 def shapes(c):
@@ -118,12 +120,22 @@ def test_split_axis_and_errors():
         split_axis(5, 10, 2, "rows")
 
 
-def test_unknown_method_layout_is_an_error():
+def test_counts_dispatch_on_the_plans_layout_never_on_the_method_name():
+    # A plan from a strategy nobody registered ("mystery") counts by the layout it carries: with the
+    # flat layout and im2col's tiles it counts exactly like im2col's own plan.
     layer, array = ConvLayer("c", 3, 8, 3, input_size=6), ArraySpec(16, 8)
-    plan = build_mapping("mystery", LayerProblem.from_layer(layer), array, a=1, b=1, row_tiles=2,
-                         col_tiles=1, ict=2, oct=8, tile_weights=1)
-    with pytest.raises(ConfigError, match="mystery"):
-        tile_shapes(LayerProblem.from_layer(layer), plan, array)
+    problem = LayerProblem.from_layer(layer)
+    plan = build_mapping("mystery", problem, array, layout=FLAT, a=1, b=1, row_tiles=2,
+                         col_tiles=1, ict=2, oct=8, tile_weights=128)
+    mine, ref = count_layer(layer, plan, array), count_layer(layer, map_layer(layer, array, "im2col"), array)
+    assert mine.method == "mystery"
+    assert (mine.tiles, mine.row_activations, mine.col_activations, mine.accumulations) == (
+        ref.tiles, ref.row_activations, ref.col_activations, ref.accumulations)
+    # The same plan claiming the channel layout is cut by whole channels (ICt=2 of IC=3: 18 + 9 rows),
+    # which does not fit 16 rows: the layout on the plan decided, not the name.
+    chan = dataclasses.replace(plan, layout=CHANNEL)
+    with pytest.raises(ImcflowError, match=r"channel-layout tiles \[18, 9\] x \[8\]"):
+        tile_shapes(problem, chan, array)
 
 
 layers = st.builds(

@@ -13,7 +13,7 @@ from imcflow.compress import prune_baselines  # noqa: F401  (registration)
 from imcflow.compress.deploy import deploy
 from imcflow.compress.prune_baselines import bisect_keep, keep_candidates, scan_keep
 from imcflow.errors import ConfigError
-from imcflow.mapping import DEFAULT_METHODS, MappingOptions
+from imcflow.mapping import MappingOptions, strategy_names
 
 ARRAY, SHAPE, _ctx = lowrank_tests.ARRAY, lowrank_tests.SHAPE, lowrank_tests._ctx
 resnet20 = lowrank_tests.base  # the module-scoped fixture, collected here under this name
@@ -63,7 +63,7 @@ def test_scan_finds_the_largest_candidate_even_when_not_monotone(widths, values,
 
 @pytest.mark.parametrize("mapping", ["sdk", "vwsdk", "flex"])
 def test_filter_prune_matches_cycles_under_the_named_mapping(resnet20, mapping):
-    dense = deploy(resnet20, SHAPE, ARRAY, DEFAULT_METHODS, MappingOptions())
+    dense = deploy(resnet20, SHAPE, ARRAY, None, MappingOptions())
     target = dense.summary(mapping).cycles * 6 // 10
     model = copy.deepcopy(resnet20)
     m, ctx = _ctx(model, "filter-prune", target_cycles=target, match_mapping=mapping, steps=7)
@@ -71,9 +71,9 @@ def test_filter_prune_matches_cycles_under_the_named_mapping(resnet20, mapping):
     match = step.summary["match"]
     assert (match["on"], match["mapping"], match["target"]) == ("cycles", mapping, target)
     assert match["achieved"] <= target < match["next_step"]
-    pruned = deploy(model, SHAPE, ARRAY, DEFAULT_METHODS, MappingOptions())
+    pruned = deploy(model, SHAPE, ARRAY, None, MappingOptions())
     assert pruned.summary(mapping).cycles == match["achieved"]  # torch-free measure == deployed
-    assert step.summary["cycles"] == {k: pruned.summary(k).cycles for k in (*DEFAULT_METHODS, "best")}
+    assert step.summary["cycles"] == {k: pruned.summary(k).cycles for k in (*strategy_names(), "best")}
 
 
 def test_filter_prune_matches_energy(resnet20):

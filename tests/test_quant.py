@@ -11,6 +11,7 @@ from torch import nn
 
 from imcflow.errors import ConfigError
 from imcflow.quant import (
+    WEIGHT_QUANTIZERS,
     ClampedUniformActivation,
     DoReFaWeight,
     PowerOfTwoWeight,
@@ -66,7 +67,7 @@ def test_pow2_hand_case():
 
 
 @settings(max_examples=40)
-@given(scheme=st.sampled_from(["uniform", "dorefa", "pow2"]), bits=st.integers(2, 6),
+@given(scheme=st.sampled_from(WEIGHT_QUANTIZERS.names()), bits=st.integers(2, 6),
        seed=st.integers(0, 10_000))
 def test_forward_is_integer_times_scale_within_range(scheme, bits, seed):
     g = torch.Generator().manual_seed(seed)

@@ -11,7 +11,6 @@ import torch
 
 import test_compress_pipeline as pipeline_tests
 from imcflow.cli import main
-from imcflow.compress import register_method
 from imcflow.compress.pipeline import CompressConfig, run_compression
 from imcflow.compress.seeds import compare_arms, run_compression_seeds, run_seeds, spread
 from imcflow.errors import ConfigError
@@ -75,12 +74,11 @@ class _ZeroOnce(pipeline_tests._ZeroEverything):
     iterative = False
 
 
-def test_rule_reads_validation_and_applies_to_iterative_methods_only(tmp_path, monkeypatch):
-    from imcflow.compress import base
+def test_rule_reads_validation_and_applies_to_iterative_methods_only(tmp_path):
+    from imcflow.compress.base import METHODS
 
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    register_method(_ZeroOnce())
-    report = run_compression(_config(tmp_path, "test-zero-once"), progress=False)
+    with METHODS.override("test-zero-once", _ZeroOnce()):  # the registry is restored afterwards
+        report = run_compression(_config(tmp_path, "test-zero-once"), progress=False)
     (r,) = report.rounds
     assert r.accepted and "non-iterative" in report.rule  # kept although at chance level
     assert report.compressed.nonzero_weights == 0

@@ -305,7 +305,7 @@ def test_cnn8_plan_reproduces_the_published_rounds(capsys):
 
 def test_cnn8_ict_of_the_scripts_search():
     from imcflow.compress.vwc_sdk import reader_ict
-    from imcflow.models.registry import traced_network
+    from imcflow.networks.builtin import traced_network
 
     net = traced_network("cnn8", (3, 40, 40))
     g = GOLDEN["cnn8"]

@@ -33,7 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        # Building the parser reads the registries (choices, help), which loads plugins: a broken
+        # plugin is reported like any other error, not as a traceback.
+        parser = build_parser()
+    except ImcflowError as exc:
+        print(f"imcflow: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         from imcflow.cli_commands._common import check_outputs

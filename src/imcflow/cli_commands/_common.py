@@ -3,15 +3,31 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec, parse_array
 from imcflow.layers import Network, parse_layer_spec
-from imcflow.mapping import DEFAULT_METHODS, MappingOptions, strategy_names
-from imcflow.mapping.base import Geometry
+from imcflow.mapping import MappingOptions, strategy_names
+from imcflow.mapping.base import GEOMETRIES, SEARCHES, Geometry
 from imcflow.networks import builtin_names, load_network, parse_input_shape
+
+
+class NameChoices:
+    """argparse ``choices`` read from a registry only when a value is checked or help is printed, so
+    building the parser imports nothing heavy (the registry's module may need torch). Give the
+    argument a ``metavar`` (argparse lists the choices in the usage line otherwise, at build time) and
+    ``%(choices)s`` in its help."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
+
+    def __contains__(self, value: object) -> bool:
+        return value in list(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names()))
 
 
 def add_network_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -40,15 +56,19 @@ def add_array_arguments(parser: argparse.ArgumentParser, default_array: str = "5
 
 def add_mapping_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="all", help=f"all or one of: {', '.join(strategy_names())}")
-    parser.add_argument("--geometry", choices=("real", "paper"), default=None,
+    parser.add_argument("--geometry", choices=GEOMETRIES, default=None,
                         help="real: true stride/padding (default for models); paper: stride-1 valid "
                              "conv on the listed HxW (default for the published layer lists)")
-    parser.add_argument("--search", choices=("optimal", "paper"), default="optimal",
+    parser.add_argument("--search", choices=SEARCHES, default="optimal",
                         help="VW-SDK search: exhaustive optimum, or the published code's search")
 
 
-def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+def add_output_arguments(parser: argparse.ArgumentParser,
+                         formats: Iterable[str] = ("table", "csv", "json")) -> None:
+    """``--format`` (choices: the command's report formatters, e.g. ``FORMATTERS.names()``) and
+    ``--out``."""
+    parser.add_argument("--format", choices=formats, default="table", metavar="FORMAT",
+                        help="output format: %(choices)s (default: %(default)s)")
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
 
 
@@ -71,8 +91,8 @@ def array_from_args(args: argparse.Namespace) -> ArraySpec:
 
 
 def methods_from_args(args: argparse.Namespace) -> tuple[str, ...]:
-    if args.method == "all":
-        return DEFAULT_METHODS
+    if args.method == "all":  # every registered strategy, plugins included
+        return tuple(strategy_names())
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     for m in methods:
         if m not in strategy_names():

@@ -8,6 +8,8 @@ from typing import Any
 
 from imcflow.cli_commands import _common as c
 from imcflow.errors import ConfigError
+from imcflow.mapping import strategy_names
+from imcflow.mapping.base import GEOMETRIES, SEARCHES
 from imcflow.report.table import render_table
 
 
@@ -29,10 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a method option (repeatable; see 'imcflow methods')")
     p.add_argument("--mapping", default="all",
-                   help="mapping methods to report: all or a comma list (im2col,sdk,vwsdk,flex)")
-    p.add_argument("--geometry", choices=("real", "paper"), default=None,
+                   help=f"mapping methods to report: all or a comma list of {', '.join(strategy_names())}")
+    p.add_argument("--geometry", choices=GEOMETRIES, default=None,
                    help="real: true stride/padding (default for models); paper: stride-1 valid conv")
-    p.add_argument("--search", choices=("optimal", "paper"), default="optimal",
+    p.add_argument("--search", choices=SEARCHES, default="optimal",
                    help="VW-SDK search: exhaustive optimum, or the published code's search")
     p.add_argument("--plan-only", action="store_true",
                    help="print the method's plan (layer list + array only) and exit")
@@ -61,9 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--test-subset", type=int, help="evaluate on a seeded subset of the test split")
     g.add_argument("--image-size", type=int, help="resize images to this square size (default: the "
                                                   "model's input size)")
-    g.add_argument("--quant", choices=("uniform", "dorefa", "pow2", "none"), default="uniform",
-                   help="weight quantizer trained in at --weight-bits (default uniform: symmetric "
-                        "per-channel; dorefa is the VW-SDK authors' convention); none: float")
+    g.add_argument("--quant", choices=c.NameChoices(_quant_names), default="uniform", metavar="SCHEME",
+                   help="%(choices)s: weight quantizer trained in at --weight-bits (default uniform: "
+                        "symmetric per-channel; dorefa is the VW-SDK authors' convention); none: float")
     g.add_argument("--act-bits", type=int, help="quantize layer inputs to this many bits")
     g.add_argument("--max-drop", type=float, default=1.0,
                    help="iterative methods: rounds stop when validation accuracy falls more than this "
@@ -82,6 +84,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
     c.declare_outputs(p, lambda args: [("--out", args.out, "file" if args.plan_only else "dir"),
                                        ("--baseline-dir", args.baseline_dir, "dir")])
+
+
+def _quant_names() -> list[str]:
+    from imcflow.quant.quantizers import quant_scheme_names  # torch: only when the value is checked
+
+    return quant_scheme_names()
 
 
 def _method_options(args: argparse.Namespace) -> dict[str, str]:
@@ -139,37 +147,9 @@ def _plan_only(args: argparse.Namespace, method: Any, options: dict, array: Any)
     plan = method.plan(network, array, mapping, options, groups)
     if plan is None:
         raise ConfigError(f"method {method.name!r} has no torch-free plan; run it with --data instead")
-    if args.format == "json":
-        c.emit(c.to_json(plan.to_dict()), args.out)
-    else:
-        c.emit(_plan_table(plan), args.out)
+    # A method's plan renders itself (MethodPlan): the CLI knows no plan types.
+    c.emit(c.to_json(plan.to_dict()) if args.format == "json" else plan.render(), args.out)
     return 0
-
-
-def _plan_table(plan: Any) -> str:
-    a = plan.array
-    parts = [f"{method_title(plan)} plan for {plan.network.name} on {a.rows}x{a.cols} arrays "
-             f"(C'={a.usable_cols}), geometry={plan.mapping.geometry}, search={plan.mapping.search}: "
-             f"{len(plan.rounds)} round(s)"]
-    for r in plan.rounds:
-        rows = [[s.group, s.consumer, s.width, s.ict, s.residual, s.extra, s.new_width]
-                for s in r.steps if s.new_width != s.width]
-        parts.append(render_table(["channel group", "ICt from", "width", "ICt", "residual",
-                                   "walk-back", "new width"], rows, f"\nround {r.index}"))
-    from imcflow.mapping import map_network
-
-    before = map_network(plan.network, a, ("vwsdk",), plan.mapping).totals("vwsdk")
-    after = map_network(plan.final_network, a, ("vwsdk",), plan.mapping).totals("vwsdk")
-    rows = [[o.name, o.in_channels, o.out_channels, n.in_channels, n.out_channels]
-            for o, n in zip(plan.network.layers, plan.final_network.layers, strict=True)]
-    parts.append(render_table(["layer", "IC", "OC", "IC after", "OC after"], rows, "\nchannels"))
-    parts.append(f"\nVW-SDK cycles: {before.cycles:,} -> {after.cycles:,} "
-                 f"({before.cycles / after.cycles:.3f}x)")
-    return "\n".join(parts)
-
-
-def method_title(plan: Any) -> str:
-    return "VWC-SDK" if type(plan).__name__ == "VwcPlan" else type(plan).__name__
 
 
 # ---------------------------------------------------------------------------------------------------

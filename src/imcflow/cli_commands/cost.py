@@ -6,12 +6,22 @@ import sys
 
 from imcflow.cli_commands import _common as c
 from imcflow.cli_commands._objective import add_objective_argument, with_objective
-from imcflow.cost import CostSettings, cost_mapping, preset_array
-from imcflow.cost.results import MODES
 from imcflow.hardware.array import parse_array
-from imcflow.hardware.preset import load_preset, preset_names
-from imcflow.mapping import DEFAULT_METHODS, map_network
-from imcflow.report.cost_report import FORMATTERS
+from imcflow.mapping import map_network, strategy_names
+
+
+# The cost model, its presets (YAML) and reports are imported when a cost is computed, not when the
+# parser is built: every `imcflow` command builds this subcommand's parser.
+def _formats() -> list[str]:
+    from imcflow.report.cost_report import FORMATTERS
+
+    return FORMATTERS.names()
+
+
+def _modes() -> tuple[str, ...]:
+    from imcflow.cost.results import MODES
+
+    return MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,13 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_network_arguments(p)
     c.add_array_arguments(p, bits_from="preset")
     c.add_mapping_arguments(p)
-    c.add_output_arguments(p)
+    c.add_output_arguments(p, c.NameChoices(_formats))
     p.add_argument("--preset", default="isaac",
-                   help=f"built-in preset ({', '.join(preset_names())}) or a preset YAML file")
+                   help="preset name (see 'imcflow presets') or a preset YAML file (default: isaac)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one preset constant, e.g. adc.bits=6 (repeatable)")
-    p.add_argument("--mode", choices=MODES, default="preloaded",
-                   help="preloaded: every layer's arrays present and working in parallel; "
+    p.add_argument("--mode", choices=c.NameChoices(_modes), default="preloaded", metavar="MODE",
+                   help="%(choices)s; preloaded: every layer's arrays present and working in parallel; "
                         "time-multiplexed: all activations on one array")
     p.add_argument("--input-bits", type=int, default=None,
                    help="activation precision (default: the preset's)")
@@ -39,6 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imcflow.cost import CostSettings, cost_mapping, preset_array
+    from imcflow.hardware.preset import load_preset
+    from imcflow.report.cost_report import FORMATTERS
+    from imcflow.report.mapping_report import coincidence_note
+
     network = c.network_from_args(args)
     preset = load_preset(args.preset, args.overrides)
     shape = parse_array(args.array)
@@ -46,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     methods = c.methods_from_args(args)
     options = c.options_from_args(args, network)
     settings = CostSettings(preset, args.mode, args.input_bits)
-    plot_methods = tuple(dict.fromkeys(methods + DEFAULT_METHODS)) if args.plot else methods
+    every_method = tuple(strategy_names())
+    plot_methods = tuple(dict.fromkeys(methods + every_method)) if args.plot else methods
     mapping = map_network(network, array, with_objective(plot_methods, args.objective, settings),
                           options)
     if args.objective is not None:
@@ -54,10 +70,14 @@ def run(args: argparse.Namespace) -> int:
         plot_methods = (*plot_methods, mapping.methods[-1])
     every = {m: cost_mapping(mapping, m, settings) for m in plot_methods}
     costs = {m: every[m] for m in methods}
-    c.emit(FORMATTERS[args.format](costs), args.out)
+    text = FORMATTERS[args.format](costs)
+    note = coincidence_note(mapping)  # e.g. isaac on 256 columns: C' = 32, every method is im2col
+    if note and args.format == "table":
+        text += "\n\n" + note
+    c.emit(text, args.out)
     if args.plot:
         from imcflow.report.plots import write_cost_plots
 
-        for path in write_cost_plots(costs, {m: every[m] for m in DEFAULT_METHODS}, args.plot):
+        for path in write_cost_plots(costs, {m: every[m] for m in every_method}, args.plot, note):
             print(f"wrote {path}", file=sys.stderr)
     return 0

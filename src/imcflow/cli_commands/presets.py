@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 
 from imcflow.cli_commands import _common as c
-from imcflow.hardware.preset import load_preset, preset_names
-from imcflow.report.table import render_table
+from imcflow.report.table import engineering, render_table, unit_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +19,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.declare_outputs(p, c.file_out)
 
 
+def show_value(key: str, value: object) -> str:
+    """A preset constant for reading: floats in engineering notation with the unit its key names
+    (``adc.conversion_time_s`` 7.8125e-10 -> ``781.2 ps``); integers, flags and names as they are."""
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return engineering(value, unit_of(key))
+    return str(value)
+
+
 def run(args: argparse.Namespace) -> int:
+    from imcflow.hardware.preset import load_preset, preset_names  # YAML: only when asked
+
     if args.name is None:
         presets = [load_preset(n) for n in preset_names()]
         if args.format == "json":
@@ -34,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "json":
             text = c.to_json(p.to_dict())
         else:
-            rows = [[k, "null" if v is None else v, p.sources[k]] for k, v in p.values.items()]
+            rows = [[k, show_value(k, v), p.sources[k]] for k, v in p.values.items()]
             text = render_table(["key", "value", "source"], rows,
                                 f"{p.name}: {p.description} ({p.source})")
     c.emit(text, args.out)

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: verify runs many small products, for which one "
                         "thread is fastest, and several threads stall badly on a busy machine)")
-    c.add_output_arguments(p)
+    c.add_output_arguments(p, ("table", "csv", "json"))
     p.set_defaults(handler=run)
     c.declare_outputs(p, c.file_out)
 

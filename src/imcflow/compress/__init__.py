@@ -5,8 +5,10 @@ network every method reports (:mod:`.deploy`), and the train -> apply -> fine-tu
 Importing this package registers the built-in methods: ``none`` (identity, the baseline as deployed),
 ``magnitude`` (unstructured L1 pruning, a mask kept through fine-tuning), ``vwc-sdk``, the low-rank
 methods (``lowrank``, ``group-lowrank``) and their pruning baselines at a matched parameter count. A
-new method is one module that subclasses :class:`CompressionMethod` and calls
-:func:`register_method`; add its module name to ``_METHOD_MODULES`` so ``imcflow methods`` lists it.
+new method is one module that subclasses :class:`CompressionMethod`: a third-party package publishes
+it under the ``imcflow.methods`` entry point (found when the registry is first read); a built-in one
+calls :func:`register_method` and is listed in ``_METHOD_MODULES`` below. Its optional torch-free
+plan renders itself (:class:`~imcflow.compress.base.MethodPlan`).
 """
 from __future__ import annotations
 

@@ -22,14 +22,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from imcflow.errors import ConfigError, UnknownNameError
+from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network
 from imcflow.mapping import MappingOptions, NetworkMapping
+from imcflow.registry import Registry
 
 # ---------------------------------------------------------------------------------------------------
 # Options: every reconstruction choice of a method is a named option with a default and a help text.
@@ -121,6 +122,17 @@ class TrainingHooks:
     after_step: Callable[[Any], None] | None = None
 
 
+@runtime_checkable
+class MethodPlan(Protocol):
+    """What :meth:`CompressionMethod.plan` returns: it renders itself for ``imcflow compress
+    --plan-only`` (``render()`` the text table, ``to_dict()`` the JSON), so the CLI needs no
+    knowledge of any method's plan type."""
+
+    def render(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 class CompressionMethod:
     """Base class of a compression method. Subclasses set ``name``, ``description``, ``options`` and
     implement :meth:`apply`; the other hooks have neutral defaults."""
@@ -155,7 +167,7 @@ class CompressionMethod:
         return layers
 
     def plan(self, network: Network, array: ArraySpec, mapping: MappingOptions,
-             options: Mapping[str, Any], structure: Any = None) -> Any:
+             options: Mapping[str, Any], structure: Any = None) -> MethodPlan | None:
         """A torch-free plan from the layer list and the array, or None if the method has none."""
         return None
 
@@ -165,29 +177,30 @@ class CompressionMethod:
                 "options": [o.to_dict() for o in self.options]}
 
 
-_REGISTRY: dict[str, CompressionMethod] = {}
-
-
-def register_method(method: CompressionMethod) -> CompressionMethod:
-    """Add a method instance to the registry under its ``name`` (the CLI's ``--method``)."""
+def _check_method(method: object) -> None:
     if not isinstance(method, CompressionMethod) or not method.name:
         raise ConfigError(f"{method!r} is not a named CompressionMethod")
-    _REGISTRY[method.name] = method
-    return method
+
+
+#: Every compression method by name (the CLI's ``--method``); third-party methods are found through the
+#: ``imcflow.methods`` entry-point group.
+METHODS: Registry[CompressionMethod] = Registry("compression method", entry_points="imcflow.methods",
+                                                check=_check_method)
+
+
+def register_method(method: CompressionMethod, *, replace: bool = False) -> CompressionMethod:
+    """Add a method instance to the registry under its ``name`` (the CLI's ``--method``)."""
+    return METHODS.add(method, replace=replace)
 
 
 def get_method(name: str | CompressionMethod) -> CompressionMethod:
-    if isinstance(name, CompressionMethod):
-        return name
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown compression method {name!r}; known: {', '.join(method_names())}") from None
+    return name if isinstance(name, CompressionMethod) else METHODS.get(name)
 
 
 def method_names() -> list[str]:
-    return list(_REGISTRY)
+    """Every registered method: the built-ins in registration order, then plugins."""
+    return METHODS.names()
+
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from typing import Any
 
 from imcflow.compress.seeds import DEFAULT_SEEDS, SeedRuns, compare_arms, compression_metrics
 from imcflow.errors import ConfigError, FormatError
-from imcflow.mapping import DEFAULT_METHODS
+from imcflow.mapping import strategy_names
 
 MATCH_KINDS = {"cycles": "target_cycles", "energy_j": "target_energy_j", "params": "target_params"}
 _TOP = {"model", "data", "image_size", "array", "weight_bits", "cell_bits", "quant", "epochs",
@@ -216,7 +216,7 @@ def run_compare(config: CompareConfig, out_dir: str | os.PathLike, progress: boo
             return metrics
 
         runs[arm.name] = run_seeds(one, config.seeds, arm.name)
-    mappings = tuple(settings.get("mapping_methods", DEFAULT_METHODS))
+    mappings = tuple(settings.get("mapping_methods", strategy_names()))
     return ComparisonResult(config, runs, per_seed, mappings)
 
 

@@ -21,7 +21,7 @@ from imcflow.errors import ConfigError
 from imcflow.frontends.torch_trace import trace_layers, trace_module
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import Network
-from imcflow.mapping import DEFAULT_METHODS, MappingOptions, map_network
+from imcflow.mapping import MappingOptions, map_network
 from imcflow.quant.modules import is_quantized, masked_float_weight, stored_weights
 
 
@@ -48,7 +48,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def deploy(model: nn.Module, input_shape: Sequence[int], array: ArraySpec,
-           methods: Iterable[str] = DEFAULT_METHODS, options: MappingOptions | None = None,
+           methods: Iterable[str] | None = None, options: MappingOptions | None = None,
            method: CompressionMethod | None = None, ctx: CompressionContext | None = None,
            name: str = "model", cost_preset: str | None = None) -> DeployedNetwork:
     """Read the deployed weights and layer list of ``model`` and map them with each mapping method.

@@ -32,13 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from imcflow.errors import ConfigError, UnknownNameError
+from imcflow.errors import ConfigError
 from imcflow.frontends.torch_trace import trace_layers
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, LowRankLayer, Network
 from imcflow.layers.lowrank import Split
 from imcflow.mapping import MappingOptions, get_strategy
 from imcflow.mapping.lowrank import map_lowrank
+from imcflow.registry import Registry
 
 # ---------------------------------------------------------------------------------------------------
 # Factorisation (numpy).
@@ -390,14 +391,13 @@ def _policy_array_aware(layer: ConvLayer, weight: np.ndarray, s: Mapping[str, An
     return None if best is None else best[1]
 
 
-_POLICIES: dict[str, Callable[[ConvLayer, np.ndarray, Mapping[str, Any]], RankChoice | None]] = {
-    "uniform": _policy_fixed, "ratio": _policy_fixed, "energy": _policy_fixed,
-    "array-aware": _policy_array_aware,
-}
+_POLICIES: Registry[Callable[[ConvLayer, np.ndarray, Mapping[str, Any]], RankChoice | None]] = Registry(
+    "rank policy", {"uniform": _policy_fixed, "ratio": _policy_fixed, "energy": _policy_fixed,
+                    "array-aware": _policy_array_aware})
 
 
 def rank_policies() -> list[str]:
-    return list(_POLICIES)
+    return _POLICIES.names()
 
 
 def plan_lowrank(network: Network, weights: Mapping[str, np.ndarray], policy: str = "ratio", *,
@@ -414,8 +414,7 @@ def plan_lowrank(network: Network, weights: Mapping[str, np.ndarray], policy: st
     ``uniform`` uses ``rank``; ``ratio``/``energy`` use whichever is given (energy wins);
     ``array-aware`` does the same per g in ``group_choices`` and needs ``array``.
     """
-    if policy not in _POLICIES:
-        raise UnknownNameError(f"unknown rank policy {policy!r}; known: {', '.join(_POLICIES)}")
+    rule = _POLICIES.get(policy)  # unknown names: an error listing the known policies
     if ratio is not None and not 0.0 < ratio <= 1.0 and policy in ("ratio", "array-aware"):
         raise ConfigError(f"ratio must be in (0, 1], got {ratio}")
     if policy == "array-aware" and array is None:
@@ -440,7 +439,7 @@ def plan_lowrank(network: Network, weights: Mapping[str, np.ndarray], policy: st
         layer = by_name[name]
         if not isinstance(layer, ConvLayer):
             raise ConfigError(f"low-rank: layer {name!r} is a {type(layer).__name__}, already composite")
-        c = _POLICIES[policy](layer, np.asarray(weights[name]), settings)
+        c = rule(layer, np.asarray(weights[name]), settings)
         if c is not None:
             choices.append(c)
     shown = {k: (v.label if isinstance(v, ArraySpec) else v) for k, v in settings.items()

@@ -51,10 +51,10 @@ from imcflow.compress.deploy import deploy, extract_network
 from imcflow.errors import ConfigError, RunFolderError, check_int
 from imcflow.hardware.array import ArraySpec
 from imcflow.io import atomic_write_json, claim_run_dir, short_digest
-from imcflow.mapping import DEFAULT_METHODS, MappingOptions
+from imcflow.mapping import MappingOptions, strategy_names
+from imcflow.quant.quantizers import quant_scheme_names
 from imcflow.seeding import check_seed, derive_seed, seed_everything
 
-QUANT_SCHEMES = ("dorefa", "uniform", "pow2", "none")
 # CompressConfig fields a resumed run may change (README: "Checkpoints and resume").
 RESUME_MAY_CHANGE = ("out_dir", "baseline_dir", "device", "cost_preset")
 # What a run writes in its folder (the baseline cache is separate: keyed, reusable).
@@ -78,7 +78,7 @@ class CompressConfig:
     array: ArraySpec
     method_options: Mapping[str, Any] = field(default_factory=dict)
     mapping: MappingOptions = MappingOptions()
-    mapping_methods: tuple[str, ...] = DEFAULT_METHODS
+    mapping_methods: tuple[str, ...] = field(default_factory=lambda: tuple(strategy_names()))
     epochs: int = 5
     finetune_epochs: int = 10
     patience: int = 2
@@ -107,8 +107,9 @@ class CompressConfig:
         check_int("patience", self.patience, 0)
         if not isinstance(self.val_fraction, (int, float)) or not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        if self.quant not in QUANT_SCHEMES:
-            raise ConfigError(f"quant must be one of {', '.join(QUANT_SCHEMES)}, got {self.quant!r}")
+        if self.quant not in quant_scheme_names():
+            raise ConfigError(f"quant must be one of {', '.join(quant_scheme_names())}, "
+                              f"got {self.quant!r}")
         if not self.max_drop >= 0:
             raise ConfigError(f"max_drop must be >= 0 percentage points, got {self.max_drop!r}")
 

@@ -35,7 +35,7 @@ from imcflow.compress.base import (
 from imcflow.compress.lowrank import decomposable_layers, model_weights
 from imcflow.errors import ConfigError, check_int
 from imcflow.layers import Network
-from imcflow.mapping import DEFAULT_METHODS
+from imcflow.mapping import strategy_names
 
 
 def _param_count(model: Any) -> int:
@@ -126,7 +126,7 @@ def network_measure(kind: str, ctx: CompressionContext) -> Callable[[Network], f
     from imcflow.mapping import map_network
 
     mapping = str(ctx.options["match_mapping"])
-    methods = DEFAULT_METHODS if mapping == "best" else (mapping,)
+    methods = tuple(strategy_names()) if mapping == "best" else (mapping,)
 
     def cycles(net: Network) -> float:
         return float(map_network(net, ctx.array, methods, ctx.mapping).totals(mapping).cycles)
@@ -202,8 +202,8 @@ def every_mapping_cycles(network: Network, ctx: CompressionContext) -> dict[str,
     """Whole-network cycles of ``network`` under every built-in mapping and ``best``."""
     from imcflow.mapping import map_network
 
-    mapped = map_network(network, ctx.array, DEFAULT_METHODS, ctx.mapping)
-    return {m: mapped.totals(m).cycles for m in (*DEFAULT_METHODS, "best")}
+    mapped = map_network(network, ctx.array, None, ctx.mapping)  # every registered strategy
+    return {m: mapped.totals(m).cycles for m in (*mapped.methods, "best")}
 
 
 class MagnitudePrune(CompressionMethod):

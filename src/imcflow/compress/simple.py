@@ -29,7 +29,9 @@ class NoCompression(CompressionMethod):
         return StepResult(False, model, {"note": "nothing to do"})
 
 
-def _weight_modules(model: Any, skip_first_last: bool) -> list[tuple[str, Any]]:
+def weight_modules(model: Any, skip_first_last: bool) -> list[tuple[str, Any]]:
+    """Every Conv2d and Linear module of ``model`` as (qualified name, module), in definition order;
+    without the first and the last with ``skip_first_last``."""
     from torch import nn
 
     mods = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -45,6 +47,22 @@ def apply_masks(model: Any) -> None:
             mask = getattr(m, "weight_mask", None)
             if torch.is_tensor(mask) and not hasattr(m, "weight_orig"):
                 m.weight.mul_(mask)
+
+
+def set_weight_mask(module: Any, mask: Any) -> None:
+    """Give ``module`` the weight mask ``mask`` (1 keeps a weight, 0 zeroes it), combined with any mask
+    it already has, so pruning rounds accumulate. The weights are zeroed by :func:`apply_masks`."""
+    import torch
+
+    old = getattr(module, "weight_mask", None)
+    if torch.is_tensor(old):
+        mask = mask * old
+    if hasattr(module, "set_mask"):  # imcflow.quant layers: their mask is applied after quantizing
+        module.set_mask(mask)
+    elif torch.is_tensor(old):
+        old.copy_(mask)
+    else:
+        module.register_buffer("weight_mask", mask)
 
 
 class MagnitudePruning(CompressionMethod):
@@ -65,7 +83,7 @@ class MagnitudePruning(CompressionMethod):
 
             raise ConfigError(f"option sparsity must be in [0, 1), got {sparsity}")
         pruned = {}
-        for name, m in _weight_modules(model, bool(ctx.options["skip_first_last"])):
+        for name, m in weight_modules(model, bool(ctx.options["skip_first_last"])):
             w = m.weight.detach()
             k = int(sparsity * w.numel())
             mask = torch.ones_like(w)
@@ -73,15 +91,7 @@ class MagnitudePruning(CompressionMethod):
                 # Ties at the threshold are broken by position (stable sort), so exactly k are zeroed.
                 order = torch.argsort(w.abs().flatten(), stable=True)[:k]
                 mask.view(-1)[order] = 0
-            old = getattr(m, "weight_mask", None)
-            if torch.is_tensor(old):
-                mask = mask * old
-            if hasattr(m, "set_mask"):  # imcflow.quant layers: their mask is applied after quantizing
-                m.set_mask(mask)
-            elif torch.is_tensor(old):
-                old.copy_(mask)
-            else:
-                m.register_buffer("weight_mask", mask)
+            set_weight_mask(m, mask)
             pruned[name] = int((m.weight_mask == 0).sum())
         apply_masks(model)
         return StepResult(bool(pruned), model, {"zeroed": pruned})

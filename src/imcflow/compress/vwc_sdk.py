@@ -182,6 +182,30 @@ class VwcPlan:
     def to_dict(self) -> dict[str, Any]:
         return {"rounds": [r.to_dict() for r in self.rounds]}
 
+    def render(self) -> str:
+        """The ``--plan-only`` text: each round's changed channel groups, the channels per layer
+        before and after, and VW-SDK cycles before and after."""
+        from imcflow.mapping import map_network
+        from imcflow.report.table import render_table
+
+        a = self.array
+        parts = [f"VWC-SDK plan for {self.network.name} on {a.rows}x{a.cols} arrays "
+                 f"(C'={a.usable_cols}), geometry={self.mapping.geometry}, search={self.mapping.search}: "
+                 f"{len(self.rounds)} round(s)"]
+        for r in self.rounds:
+            rows = [[s.group, s.consumer, s.width, s.ict, s.residual, s.extra, s.new_width]
+                    for s in r.steps if s.new_width != s.width]
+            parts.append(render_table(["channel group", "ICt from", "width", "ICt", "residual",
+                                       "walk-back", "new width"], rows, f"\nround {r.index}"))
+        before = map_network(self.network, a, ("vwsdk",), self.mapping).totals("vwsdk")
+        after = map_network(self.final_network, a, ("vwsdk",), self.mapping).totals("vwsdk")
+        rows = [[o.name, o.in_channels, o.out_channels, n.in_channels, n.out_channels]
+                for o, n in zip(self.network.layers, self.final_network.layers, strict=True)]
+        parts.append(render_table(["layer", "IC", "OC", "IC after", "OC after"], rows, "\nchannels"))
+        parts.append(f"\nVW-SDK cycles: {before.cycles:,} -> {after.cycles:,} "
+                     f"({before.cycles / after.cycles:.3f}x)")
+        return "\n".join(parts)
+
     def to_frame(self):
         import pandas as pd
 

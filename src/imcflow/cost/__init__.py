@@ -7,7 +7,7 @@ per-instance area of each component from a cited preset, and their sums per laye
     results.py     LayerCost, NetworkCost (to_dict / to_frame)
 """
 from imcflow.cost.components import COMPONENTS, Component, register_component
-from imcflow.cost.counts import LayerCounts, TileShape, count_layer, register_layout, tile_shapes
+from imcflow.cost.counts import LayerCounts, TileShape, count_layer, tile_shapes
 from imcflow.cost.model import (
                                 CostSettings,
                                 cost_layer,
@@ -19,6 +19,6 @@ from imcflow.cost.model import (
 from imcflow.cost.results import MODES, CostFigures, LayerCost, NetworkCost
 
 __all__ = ["COMPONENTS", "Component", "register_component", "LayerCounts", "TileShape", "count_layer",
-           "register_layout", "tile_shapes", "CostSettings", "cost_layer", "cost_mapping",
+           "tile_shapes", "CostSettings", "cost_layer", "cost_mapping",
            "cost_network", "layer_latency_s", "preset_array", "MODES", "CostFigures", "LayerCost",
            "NetworkCost"]

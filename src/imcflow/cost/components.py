@@ -17,15 +17,10 @@ from dataclasses import dataclass
 from imcflow.cost.counts import LayerCounts, TileShape
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
-from imcflow.hardware.preset import HardwarePreset
+from imcflow.hardware.preset import ADC_SCALING_LAWS, HardwarePreset
+from imcflow.registry import Registry
 
 AREA_GROUPS = ("arrays", "adcs", "peripherals", "buffers")
-
-SCALINGS: dict[str, Callable[[int, int], float]] = {
-    "walden": lambda bits, ref: 2.0 ** (bits - ref),
-    "linear": lambda bits, ref: bits / ref,
-}
-
 
 def adc_scale(preset: HardwarePreset, what: str) -> float:
     """Factor applied to the reference ADC energy (``what="energy"``) or area at ``adc.bits``.
@@ -34,11 +29,8 @@ def adc_scale(preset: HardwarePreset, what: str) -> float:
     >>> adc_scale(load_preset("isaac", ["adc.bits=6"]), "energy")
     0.25
     """
-    law = preset[f"adc.{what}_scaling"]
-    try:
-        return SCALINGS[law](preset["adc.bits"], preset["adc.reference_bits"])
-    except KeyError:
-        raise ConfigError(f"adc.{what}_scaling {law!r} unknown; known: {', '.join(SCALINGS)}") from None
+    law = ADC_SCALING_LAWS.get(preset[f"adc.{what}_scaling"])
+    return law(preset["adc.bits"], preset["adc.reference_bits"])
 
 
 def adcs_per_array(preset: HardwarePreset, array: ArraySpec) -> int:
@@ -88,15 +80,14 @@ def _adc_area(p: HardwarePreset, a: ArraySpec, in_bits: int, out_bits: int) -> f
     return _times(p["adc.area_mm2"], adcs_per_array(p, a) * adc_scale(p, "area"))
 
 
-COMPONENTS: dict[str, Component] = {}
+COMPONENTS: Registry[Component] = Registry("cost component")
 
 
-def register_component(component: Component) -> Component:
+def register_component(component: Component, *, replace: bool = False) -> Component:
     if component.area_group not in AREA_GROUPS:
         raise ConfigError(f"component {component.name!r}: area_group must be one of "
                           f"{', '.join(AREA_GROUPS)}, got {component.area_group!r}")
-    COMPONENTS[component.name] = component
-    return component
+    return COMPONENTS.register(component.name, component, replace=replace)
 
 
 for _component in (

@@ -17,31 +17,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from imcflow.cost.counts import LayerCounts, TileShape, count_layer, counts_from_tiles, split_axis
+from imcflow.cost.counts import LayerCounts, count_layer, counts_from_tiles
 from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import LowRankLayer
 from imcflow.mapping.base import LayerMapping
+from imcflow.mapping.layout import TileShape, split_axis
 from imcflow.mapping.lowrank import BlockDiagonalPlan, LowRankMapping, factor_problems
+from imcflow.registry import Registry
 
 # composite layer type -> counter(layer, plan, array, **bits) -> counts of each factor
 Counter = Callable[..., list[LayerCounts]]
-_COUNTERS: dict[type, Counter] = {}
+COUNTERS: Registry[Counter] = Registry("composite layer type")
 
 
-def register_composite(layer_type: type, counter: Counter) -> None:
-    _COUNTERS[layer_type] = counter
+def register_composite(layer_type: type, counter: Counter, *, replace: bool = False) -> None:
+    """Say how the factors of composite layers of ``layer_type`` are counted (keyed by class name)."""
+    COUNTERS.register(layer_type.__name__, counter, replace=replace)
 
 
 def count_composite(layer: Any, plan: LayerMapping, array: ArraySpec, *, input_bits: int,
                     dac_bits: int, geometry: str = "real") -> list[LayerCounts]:
     """The counts of every factor of a composite layer, in execution order."""
-    try:
-        counter = _COUNTERS[type(layer)]
-    except KeyError:
-        raise ConfigError(f"layer {layer.name!r}: no cost counter for composite layers of type "
-                          f"{type(layer).__name__}; known: {', '.join(t.__name__ for t in _COUNTERS)}"
-                          ) from None
+    kind = type(layer).__name__
+    if kind not in COUNTERS:
+        raise ConfigError(f"layer {layer.name!r}: no cost counter for composite layers of type {kind}; "
+                          f"known: {', '.join(COUNTERS.names())}")
+    counter = COUNTERS.get(kind)
     return counter(layer, plan, array, input_bits=input_bits, dac_bits=dac_bits, geometry=geometry)
 
 

@@ -1,19 +1,9 @@
 """Exact event counts of one mapped layer, read off its mapping plan (preset-independent).
 
 The plan (:class:`~imcflow.mapping.base.LayerMapping`) fixes the window, the row and column tiles and
-their number; this module only says *how many rows and columns each tile occupies*, per layout:
-
-* ``flat`` (im2col, SDK, flex): the tile matrix of a window has ``PWh*PWw*IC`` rows (channel-major, PW
-  pixel row-major; im2col is the window a = b = 1, whose PW is the kernel) and ``a*b*OC`` weight
-  columns. Row tile i holds rows ``[i*R, (i+1)*R)``, column tile j columns ``[j*C', (j+1)*C')``, so all
-  tiles are full except the last along each axis. SDK spreads its window the same way over its frozen
-  im2col budget. flex with ``groups_per_tile`` = gp > 1 puts gp groups block-diagonally in one tile
-  (the last tile set may hold fewer groups).
-* ``channel`` (VW-SDK): row tile i holds ``min(ICt, IC - i*ICt)`` whole channels of ``PWh*PWw`` rows,
-  column tile j ``a*b*min(OCt, OC - j*OCt)`` columns (mapping.md section 6).
-
-A mapping whose ``fallback`` is set uses the fallback's layout. A new strategy registers its layout
-with :func:`register_layout`.
+their number, and carries its tile layout (``plan.layout``, :mod:`imcflow.mapping.layout`), which says
+how many rows and columns each tile occupies: ``flat`` for im2col, SDK, flex and VW-SDK's im2col
+fallback, ``channel`` for VW-SDK. This module never looks a strategy up by name.
 
 Definitions (all exact integers, summed over every activation of the layer):
 
@@ -36,110 +26,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from imcflow.errors import ConfigError, ImcflowError
+from imcflow.errors import ImcflowError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer
 from imcflow.mapping.base import LayerMapping
-from imcflow.mapping.geometry import LayerProblem, ceil_div
+from imcflow.mapping.geometry import LayerProblem
+from imcflow.mapping.layout import TileShape
 from imcflow.validate import check_bits
-
-
-@dataclass(frozen=True)
-class TileShape:
-    """``count`` tiles of the layer that occupy ``rows`` word lines and ``cols`` usable columns;
-    ``row_index`` is the row-tile position (tiles at row_index > 0 accumulate into earlier ones)."""
-
-    rows: int
-    cols: int
-    count: int
-    row_index: int = 0
-
-
-# layout name -> function(problem, mapping, array) -> tile shapes (count = tiles per window)
-Layout = Callable[[LayerProblem, LayerMapping, ArraySpec], list[TileShape]]
-_LAYOUTS: dict[str, Layout] = {}
-_METHOD_LAYOUT: dict[str, str] = {}
-
-
-def register_layout(method: str, layout: str, function: Layout | None = None) -> None:
-    """Say which layout a mapping method's tiles follow (and optionally define a new layout)."""
-    if function is not None:
-        _LAYOUTS[layout] = function
-    if layout not in _LAYOUTS:
-        raise ConfigError(f"unknown tile layout {layout!r}; known: {', '.join(_LAYOUTS)}")
-    _METHOD_LAYOUT[method] = layout
-
-
-def split_axis(total: int, capacity: int, pieces: int, what: str) -> list[int]:
-    """Cut ``total`` consecutive rows (or columns) into ``pieces`` tiles of ``capacity``, the last one
-    partial.
-
-    >>> split_axis(27, 10, 3, "rows")
-    [10, 10, 7]
-
-    A plan that over-fills its tiles (the published SDK search tests physical columns C with
-    multi-bit weights, mapping.md section 4) spreads ``total`` evenly over the pieces it reports.
-    """
-    cap = capacity if total <= capacity * pieces else ceil_div(total, pieces)
-    sizes = [min(cap, total - i * cap) for i in range(pieces)]
-    if any(s <= 0 for s in sizes) or sum(sizes) != total:
-        raise ImcflowError(f"mapping plan inconsistent: {total} {what} do not fill {pieces} tiles of "
-                           f"{capacity}")
-    return sizes
-
-
-def _grid(rows: list[int], cols: list[int], sets: int) -> list[TileShape]:
-    # Column tiles of equal width are merged here (at most two widths), so the list grows with the
-    # row tiles only: a 1 x 1 array would otherwise list rows x cols tiles (millions for ResNet-50).
-    widths = Counter(cols)
-    return [TileShape(r, c, sets * n, i) for i, r in enumerate(rows) for c, n in widths.items()]
-
-
-def _flat_layout(problem: LayerProblem, m: LayerMapping, array: ArraySpec) -> list[TileShape]:
-    w = m.window
-    rows = w.pw_h * w.pw_w * problem.ic
-    cols = w.a * w.b * problem.oc
-    gp = m.groups_per_tile
-    if gp > 1:
-        # Block-diagonal group packing (flex): one tile per set of gp groups, the last set partial.
-        full, rest = divmod(problem.groups, gp)
-        shapes = [TileShape(gp * rows, gp * cols, full)] if full else []
-        if rest:
-            shapes.append(TileShape(rest * rows, rest * cols, 1))
-        return shapes
-    return _grid(split_axis(rows, array.rows, m.row_tiles, "rows"),
-                 split_axis(cols, array.usable_cols, m.col_tiles, "columns"), problem.groups)
-
-
-def _channel_layout(problem: LayerProblem, m: LayerMapping, array: ArraySpec) -> list[TileShape]:
-    w = m.window
-    pixels = w.pw_h * w.pw_w
-    rows = [pixels * min(w.ict, problem.ic - i * w.ict) for i in range(m.row_tiles)]
-    cols = [w.a * w.b * min(w.oct, problem.oc - j * w.oct) for j in range(m.col_tiles)]
-    if min(rows) <= 0 or min(cols) <= 0 or max(rows) > array.rows or max(cols) > array.usable_cols:
-        raise ImcflowError(f"mapping plan inconsistent: VW-SDK tiles {rows} x {cols} do not fit "
-                           f"{array.rows} x {array.usable_cols}")
-    return _grid(rows, cols, problem.groups)
-
-
-_LAYOUTS.update(flat=_flat_layout, channel=_channel_layout)
-for _method, _layout in (("im2col", "flat"), ("sdk", "flat"), ("flex", "flat"), ("vwsdk", "channel")):
-    register_layout(_method, _layout)
-
-
-def layout_of(mapping: LayerMapping) -> str:
-    """The registered layout name (``flat``, ``channel``, ...) of a plan's tiles."""
-    method = mapping.fallback or mapping.method
-    try:
-        return _METHOD_LAYOUT[method]
-    except KeyError:
-        raise ConfigError(f"no tile layout registered for mapping method {method!r}; call "
-                          f"imcflow.cost.counts.register_layout (known: {', '.join(_METHOD_LAYOUT)})"
-                          ) from None
 
 
 def tile_shapes(problem: LayerProblem, mapping: LayerMapping, array: ArraySpec) -> list[TileShape]:
@@ -152,9 +48,8 @@ def tile_shapes(problem: LayerProblem, mapping: LayerMapping, array: ArraySpec) 
     >>> [(t.rows, t.cols, t.count) for t in tile_shapes(LayerProblem.from_layer(layer), m, ArraySpec(16, 8))]
     [(16, 8, 1), (11, 8, 1)]
     """
-    layout = _LAYOUTS[layout_of(mapping)]
     merged: Counter = Counter()
-    for t in layout(problem, mapping, array):
+    for t in mapping.layout.tile_shapes(problem, mapping, array):
         merged[(t.rows, t.cols, t.row_index)] += t.count
     shapes = [TileShape(r, c, n, i) for (r, c, i), n in merged.items()]
     n_tiles = sum(t.count for t in shapes)

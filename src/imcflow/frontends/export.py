@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from imcflow.errors import ConfigError, UnknownNameError
+from imcflow.errors import ConfigError
 from imcflow.layers import Network
+from imcflow.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,13 @@ def _onnx(network: Network, options: ExportOptions) -> Exported:
                     notes=(f"{network.name}: randomly initialised weights, input 1x{c}x{h}x{w}",))
 
 
-EXPORTERS: dict[str, Callable[[Network, ExportOptions], Exported]] = {
-    "neurosim": _neurosim, "yaml": _yaml, "json": _json, "onnx": _onnx}
+EXPORTERS: Registry[Callable[[Network, ExportOptions], Exported]] = Registry(
+    "export format", {"neurosim": _neurosim, "yaml": _yaml, "json": _json, "onnx": _onnx})
 
 
-def register_exporter(name: str, exporter: Callable[[Network, ExportOptions], Exported]) -> None:
-    EXPORTERS[name] = exporter
+def register_exporter(name: str, exporter: Callable[[Network, ExportOptions], Exported], *,
+                      replace: bool = False) -> None:
+    EXPORTERS.register(name, exporter, replace=replace)
 
 
 def export_network(network: Network, to: str, options: ExportOptions | None = None) -> Exported:
@@ -114,6 +116,4 @@ def export_network(network: Network, to: str, options: ExportOptions | None = No
     >>> export_network(net, "neurosim", ExportOptions(padding="padded")).text
     '34,34,3,3,3,8,0,1\\r\\n'
     """
-    if to not in EXPORTERS:
-        raise UnknownNameError(f"unknown export format {to!r}; known: {', '.join(EXPORTERS)}")
-    return EXPORTERS[to](network, options or ExportOptions())
+    return EXPORTERS.get(to)(network, options or ExportOptions())

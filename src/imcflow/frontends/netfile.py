@@ -35,6 +35,7 @@ from typing import Any
 
 from imcflow.errors import ConfigError, FormatError
 from imcflow.layers import AnyLayer, ConvLayer, LowRankLayer, Network
+from imcflow.registry import Registry
 from imcflow.validate import check_file
 
 _TOP_KEYS = ("name", "input", "geometry", "source", "layers")
@@ -244,8 +245,8 @@ def _parse_json(text: str, source: str) -> Any:
                           f"{exc.msg}") from None
 
 
-_PARSERS: dict[str, Callable[[str, str], Any]] = {".yaml": _parse_yaml, ".yml": _parse_yaml,
-                                                  ".json": _parse_json}
+_PARSERS: Registry[Callable[[str, str], Any]] = Registry(
+    "network file suffix", {".yaml": _parse_yaml, ".yml": _parse_yaml, ".json": _parse_json})
 
 
 def read_network_file(path: str, input_shape: tuple[int, ...] | None = None) -> Network:
@@ -253,7 +254,7 @@ def read_network_file(path: str, input_shape: tuple[int, ...] | None = None) -> 
     path = check_file("path", path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in _PARSERS:
-        raise FormatError(f"{path}: a network file must end in {', '.join(_PARSERS)}")
+        raise FormatError(f"{path}: a network file must end in {', '.join(_PARSERS.names())}")
     try:
         with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is accepted, as for CSV
             text = fh.read()

@@ -34,6 +34,7 @@ from typing import Any, cast
 
 from imcflow.errors import ConfigError, FormatError, UnsupportedLayerError
 from imcflow.layers import ConvLayer, Network
+from imcflow.registry import Registry
 
 Shape = tuple[int | None, ...]
 
@@ -478,7 +479,9 @@ def _matmul(walk: _Walk, node) -> None:
     _linear(walk, node, g.dims(a), b, int(wb[0]), int(wb[1]), False)
 
 
-_HANDLERS: dict[str, Callable[[_Walk, Any], None]] = {"Conv": _conv, "Gemm": _gemm, "MatMul": _matmul}
+# ONNX operator -> handler that records its weight layer; every other operator goes to _other.
+_HANDLERS: Registry[Callable[[_Walk, Any], None]] = Registry(
+    "ONNX weight operator", {"Conv": _conv, "Gemm": _gemm, "MatMul": _matmul})
 
 
 def _subgraph_ops(node) -> set[str]:
@@ -495,7 +498,7 @@ def _subgraph_ops(node) -> set[str]:
 
 
 def _other(walk: _Walk, node) -> None:
-    inner = _subgraph_ops(node) & (set(_HANDLERS) | set(UNSUPPORTED_WEIGHT_OPS))
+    inner = _subgraph_ops(node) & (set(_HANDLERS.names()) | set(UNSUPPORTED_WEIGHT_OPS))
     if inner:
         walk.unsupported_op(node, f"control flow with weight operators inside ({', '.join(sorted(inner))}) "
                                   f"is not supported")

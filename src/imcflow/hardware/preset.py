@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from imcflow.errors import ConfigError, FormatError, UnknownNameError
+from imcflow.registry import Registry
 from imcflow.validate import check_bits
 
 Kind = Literal["int", "float", "bool", "str"]
@@ -108,7 +109,13 @@ SCHEMA: dict[str, dict[str, Constant]] = {
 }
 
 _TOP_LEVEL = {"name", "description", "source", "technology", "sections"}
-_SCALINGS = ("walden", "linear")
+#: How ADC energy or area scales with ``adc.bits`` against ``adc.reference_bits`` (the one list of law
+#: names: presets are validated against it, the cost model applies it). ``walden``: x 2^(bits - ref),
+#: the Walden figure of merit E = FOM * 2^ENOB; ``linear``: x bits / ref.
+ADC_SCALING_LAWS: Registry[Callable[[int, int], float]] = Registry("ADC scaling law", {
+    "walden": lambda bits, ref: 2.0 ** (bits - ref),
+    "linear": lambda bits, ref: bits / ref,
+})
 
 
 @dataclass(frozen=True)
@@ -152,8 +159,9 @@ def _check_value(dotted: str, raw: Any, spec: Constant, where: str) -> Any:
             raise ConfigError(f"{where}: {dotted} must be true or false, got {raw!r}")
         return raw
     if spec.kind == "str":
-        if dotted.endswith("_scaling") and raw not in _SCALINGS:
-            raise ConfigError(f"{where}: {dotted} must be one of {', '.join(_SCALINGS)}, got {raw!r}")
+        if dotted.endswith("_scaling") and raw not in ADC_SCALING_LAWS:
+            raise ConfigError(f"{where}: {dotted} must be one of {', '.join(ADC_SCALING_LAWS.names())}, "
+                              f"got {raw!r}")
         return str(raw)
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise ConfigError(f"{where}: {dotted} must be a number, got {raw!r}")
@@ -217,9 +225,20 @@ def preset_dir() -> str:
     return str(resources.files("imcflow.hardware") / "presets")
 
 
+#: Preset name -> YAML file: the shipped presets (file stems in ``hardware/presets``, sorted), then
+#: any added with :func:`register_preset`.
+PRESETS: Registry[str] = Registry("preset", {
+    f[:-5]: os.path.join(preset_dir(), f) for f in sorted(os.listdir(preset_dir())) if f.endswith(".yaml")})
+
+
+def register_preset(name: str, path: str, *, replace: bool = False) -> str:
+    """Make the preset YAML file ``path`` loadable by ``name`` (``imcflow cost --preset NAME``)."""
+    return PRESETS.register(name, path, replace=replace)
+
+
 def preset_names() -> list[str]:
-    """Names of the presets shipped with imcflow (file stems in ``hardware/presets``)."""
-    return sorted(f[:-5] for f in os.listdir(preset_dir()) if f.endswith(".yaml"))
+    """Names of the registered presets: those shipped with imcflow (sorted), then any registered."""
+    return PRESETS.names()
 
 
 def load_preset(name_or_path: str, overrides: Iterable[str] = ()) -> HardwarePreset:
@@ -232,10 +251,10 @@ def load_preset(name_or_path: str, overrides: Iterable[str] = ()) -> HardwarePre
     if os.path.exists(name_or_path) and not os.path.isdir(name_or_path):
         path = name_or_path
     elif name_or_path in preset_names():
-        path = os.path.join(preset_dir(), f"{name_or_path}.yaml")
+        path = PRESETS.get(name_or_path)
     else:
-        raise UnknownNameError(f"unknown preset {name_or_path!r}: not a file and not a built-in; "
-                               f"known: {', '.join(preset_names())}")
+        raise UnknownNameError(f"unknown preset {name_or_path!r}: not a file and not a registered "
+                               f"name; known: {', '.join(preset_names())}")
     try:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)

@@ -6,16 +6,20 @@ builds tiles from and the cost model counts events from; nobody recomputes it an
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-from imcflow.errors import ConfigError, UnknownNameError
+from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.mapping.geometry import LayerProblem, ceil_div
+from imcflow.mapping.layout import TileLayout
+from imcflow.registry import Registry
 
 Geometry = Literal["real", "paper"]
 Search = Literal["optimal", "paper"]
+GEOMETRIES: tuple[str, ...] = get_args(Geometry)
+SEARCHES: tuple[str, ...] = get_args(Search)
 
 
 @dataclass(frozen=True)
@@ -27,10 +31,10 @@ class MappingOptions:
     search: Search = "optimal"
 
     def __post_init__(self) -> None:
-        if self.geometry not in ("real", "paper"):
-            raise ConfigError(f"geometry must be 'real' or 'paper', got {self.geometry!r}")
-        if self.search not in ("optimal", "paper"):
-            raise ConfigError(f"search must be 'optimal' or 'paper', got {self.search!r}")
+        if self.geometry not in GEOMETRIES:
+            raise ConfigError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {self.geometry!r}")
+        if self.search not in SEARCHES:
+            raise ConfigError(f"search must be one of {', '.join(SEARCHES)}, got {self.search!r}")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,9 @@ class LayerMapping:
     ``cycles`` counts array activations for the whole layer (all groups, all tiles). ``arrays`` is the
     number of R x C arrays that hold the layer when the network is preloaded (section 8).
     ``groups_per_tile`` > 1 means several groups of a grouped conv share one tile block-diagonally
-    (flex only). ``fallback`` names the strategy whose numbers were reported instead (VW-SDK -> im2col).
+    (flex only). ``layout`` says how the tiles cut the layer's weights (:mod:`imcflow.mapping.layout`);
+    the simulator and the cost model read it from here. ``fallback`` names the strategy whose numbers
+    were reported instead (VW-SDK -> im2col, whose plan then has im2col's flat layout).
     """
 
     method: str
@@ -79,6 +85,7 @@ class LayerMapping:
     lb_mac: int
     lb_col: int
     label: str
+    layout: TileLayout
     fallback: str | None = None
 
     @property
@@ -94,7 +101,9 @@ class LayerMapping:
         return self.windows_h * self.windows_w
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["window"] = asdict(self.window)
+        d["layout"] = self.layout.name
         d["lower_bound"] = self.lower_bound
         d["cycles_over_lb"] = self.cycles_over_lb
         return d
@@ -102,7 +111,9 @@ class LayerMapping:
 
 @runtime_checkable
 class MappingStrategy(Protocol):
-    """A way of placing one conv layer on crossbars. Implement ``name`` and ``map`` and register it."""
+    """A way of placing one conv layer on crossbars. Implement ``name``, ``description`` and ``map`` and
+    register it; the plans ``map`` returns carry their tile layout (``build_mapping(..., layout=...)``),
+    which is all the simulator and the cost model need to know about the strategy."""
 
     name: str
     description: str
@@ -116,29 +127,40 @@ class MappingStrategy(Protocol):
     # several arrays at once (used by map_sweep); strategies without it are called once per array.
 
 
-_REGISTRY: dict[str, MappingStrategy] = {}
-
-
-def register_strategy(strategy: MappingStrategy) -> MappingStrategy:
-    """Add a strategy to the registry (its ``name`` is the key used by ``--method``)."""
+def _check_strategy(strategy: object) -> None:
     if not isinstance(strategy, MappingStrategy):
         raise ConfigError(f"{strategy!r} does not implement MappingStrategy (name, description, map)")
-    _REGISTRY[strategy.name] = strategy
-    return strategy
+
+
+#: Every mapping strategy by name (the CLI's ``--method``); third-party strategies are found through the
+#: ``imcflow.strategies`` entry-point group.
+STRATEGIES: Registry[MappingStrategy] = Registry("mapping method", entry_points="imcflow.strategies",
+                                                 check=_check_strategy)
+
+
+def register_strategy(strategy: MappingStrategy, *, replace: bool = False) -> MappingStrategy:
+    """Add a strategy to the registry (its ``name`` is the key used by ``--method``)."""
+    return STRATEGIES.add(strategy, replace=replace)
 
 
 def get_strategy(name: str | MappingStrategy) -> MappingStrategy:
-    if not isinstance(name, str):
-        return name
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown mapping method {name!r}; known: {', '.join(strategy_names())}") from None
+    """The registered strategy called ``name`` (a strategy object is returned as it is)."""
+    return STRATEGIES.get(name) if isinstance(name, str) else name
+
+
+def method_title(name: str) -> str:
+    """How reports print a strategy: its ``title`` attribute (optional), else its name.
+
+    >>> method_title("vwsdk"), method_title("no-such-method")
+    ('VW-SDK', 'no-such-method')
+    """
+    strategy = STRATEGIES.get(name) if name in STRATEGIES else None
+    return str(getattr(strategy, "title", name))
 
 
 def strategy_names() -> list[str]:
-    return list(_REGISTRY)
+    """Every registered strategy, built-ins first (im2col, sdk, vwsdk, flex), then plugins."""
+    return STRATEGIES.names()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -161,14 +183,15 @@ def lower_bounds(problem: LayerProblem, array: ArraySpec) -> tuple[int, int]:
     return int(lb_mac), int(lb_col)
 
 
-def build_mapping(method: str, problem: LayerProblem, array: ArraySpec, *, a: int, b: int,
-                  row_tiles: int, col_tiles: int, ict: int, oct: int, tile_weights: int,
+def build_mapping(method: str, problem: LayerProblem, array: ArraySpec, *, layout: TileLayout, a: int,
+                  b: int, row_tiles: int, col_tiles: int, ict: int, oct: int, tile_weights: float,
                   groups_per_tile: int = 1, label: str | None = None,
                   fallback: str | None = None, layer_name: str = "") -> LayerMapping:
     """Assemble a :class:`LayerMapping` from a strategy's choice, computing every derived number once.
 
     ``tile_weights`` is the number of weight cells (one weight = one usable column slot) in the
-    fullest tile; the strategy knows its layout, this function does the rest.
+    fullest tile and ``layout`` how the tiles cut the weights; the strategy knows both, this function
+    does the rest.
     """
     groups = problem.groups
     wh, ww = -(-problem.out_h // a), -(-problem.out_w // b)
@@ -189,5 +212,5 @@ def build_mapping(method: str, problem: LayerProblem, array: ArraySpec, *, a: in
         tile_utilization=tile_weights / cells,
         avg_utilization=macs * a * b / (problem.out_h * problem.out_w * cells * arrays),
         mac_efficiency=macs / (cycles * cells),
-        lb_mac=lb_mac, lb_col=lb_col, label=label or window.label(), fallback=fallback)
+        lb_mac=lb_mac, lb_col=lb_col, label=label or window.label(), layout=layout, fallback=fallback)
     return mapping

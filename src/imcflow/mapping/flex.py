@@ -21,8 +21,9 @@ from functools import lru_cache
 import numpy as np
 
 from imcflow.hardware.array import ArraySpec
-from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
+from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping
 from imcflow.mapping.geometry import LayerProblem, ceil_div, window_pixel_index
+from imcflow.mapping.layout import FLAT
 from imcflow.mapping.search import Grid, WindowCap, array_axes, search_windows
 
 
@@ -98,7 +99,9 @@ def flex_window_cap(problem: LayerProblem, arrays: Sequence[ArraySpec]) -> Windo
 
 class Flex:
     name = "flex"
+    title = "flex"  # how reports print it
     description = "any window, tiles cut mid-channel; groups packed block-diagonally; never worse"
+    layout = FLAT
 
     def __init__(self, search: Callable[[LayerProblem, Sequence[ArraySpec]], list[tuple[int, int]]]
                  = optimal_flex_windows):
@@ -123,9 +126,8 @@ class Flex:
             tile_weights = gp_ * a * b * problem.taps * problem.ic * problem.oc
         else:
             tile_weights = first_tile_weights(problem, array, a, b)
-        return build_mapping(self.name, problem, array, a=a, b=b, row_tiles=tr_, col_tiles=tc_,
+        return build_mapping(self.name, problem, array, layout=self.layout,
+                             a=a, b=b, row_tiles=tr_, col_tiles=tc_,
                              ict=ceil_div(problem.ic, tr_), oct=ceil_div(problem.oc, tc_),
                              tile_weights=tile_weights, groups_per_tile=gp_, layer_name=layer_name)
 
-
-register_strategy(Flex())

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from imcflow.hardware.array import ArraySpec
-from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
+from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping
 from imcflow.mapping.geometry import LayerProblem, ceil_div
+from imcflow.mapping.layout import FLAT
 
 
 @lru_cache(maxsize=65536)
@@ -22,7 +23,9 @@ def im2col_tiles(problem: LayerProblem, array: ArraySpec) -> tuple[int, int]:
 
 class Im2col:
     name = "im2col"
+    title = "im2col"  # how reports print it
     description = "one output pixel per activation; cycles = Ho*Wo*ceil(KhKwIC/R)*ceil(OC/C')"
+    layout = FLAT
 
     def map_many(self, problem: LayerProblem, arrays: Sequence[ArraySpec], options: MappingOptions,
                  layer_name: str = "") -> list[LayerMapping]:
@@ -32,9 +35,8 @@ class Im2col:
             layer_name: str = "") -> LayerMapping:
         ar, ac = im2col_tiles(problem, array)
         tile_weights = min(array.rows, problem.taps * problem.ic) * min(array.usable_cols, problem.oc)
-        return build_mapping(self.name, problem, array, a=1, b=1, row_tiles=ar, col_tiles=ac,
+        return build_mapping(self.name, problem, array, layout=self.layout,
+                             a=1, b=1, row_tiles=ar, col_tiles=ac,
                              ict=ceil_div(problem.ic, ar), oct=ceil_div(problem.oc, ac),
                              tile_weights=tile_weights, label="im2col", layer_name=layer_name)
 
-
-register_strategy(Im2col())

@@ -180,7 +180,7 @@ def map_lowrank(layer: LowRankLayer, strategy: MappingStrategy, array: ArraySpec
         lb_mac=int(join(r.lb_mac, lb_mac_l)), lb_col=int(join(r.lb_col, lb_col_l)),
         label=f"{r.label}+L{l_plan.pixels_per_activation}px"
               + (f"/{l_plan.row_tiles}x{l_plan.col_tiles}" if l_plan.arrays > 1 else ""),
-        fallback=r.fallback, factor_r=r, factor_l=l_plan, combine=layer.combine)
+        layout=r.layout, fallback=r.fallback, factor_r=r, factor_l=l_plan, combine=layer.combine)
 
 
 def _l_tile_weights(layer: LowRankLayer, plan: BlockDiagonalPlan) -> int:

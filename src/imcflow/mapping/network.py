@@ -20,8 +20,6 @@ from imcflow.mapping.composite import CompositeMapper, composite_mapper, composi
 from imcflow.mapping.geometry import LayerProblem
 from imcflow.validate import check_type
 
-DEFAULT_METHODS = ("im2col", "sdk", "vwsdk", "flex")
-
 
 def check_methods(methods: object) -> tuple[str | MappingStrategy, ...]:
     """Mapping methods as a tuple: one name, or an iterable of names or strategy objects; unknown
@@ -241,9 +239,9 @@ class NetworkMapping:
 
 
 def map_network(network: Network | Sequence[AnyLayer], array: ArraySpec,
-                methods: Iterable[str | MappingStrategy] = DEFAULT_METHODS,
+                methods: Iterable[str | MappingStrategy] | None = None,
                 options: MappingOptions | None = None) -> NetworkMapping:
-    """Map every layer of ``network`` with each method.
+    """Map every layer of ``network`` with each method (default: every registered strategy).
 
     ``options.geometry`` defaults to the network's own (``real`` for models, ``paper`` for the
     published layer lists).
@@ -252,7 +250,7 @@ def map_network(network: Network | Sequence[AnyLayer], array: ArraySpec,
     _check_target(array, options)
     if options is None:
         options = MappingOptions(geometry=network.geometry)  # type: ignore[arg-type]
-    chosen = tuple(dict.fromkeys(check_methods(methods)))
+    chosen = tuple(dict.fromkeys(check_methods(strategy_names() if methods is None else methods)))
     if not chosen:
         raise ConfigError(f"no mapping method given; known: {', '.join(strategy_names())}")
     strategies = [get_strategy(m) for m in chosen]
@@ -265,7 +263,7 @@ def map_network(network: Network | Sequence[AnyLayer], array: ArraySpec,
 
 
 def map_sweep(network: Network | Sequence[AnyLayer], arrays: Sequence[ArraySpec],
-              methods: Iterable[str | MappingStrategy] = DEFAULT_METHODS,
+              methods: Iterable[str | MappingStrategy] | None = None,
               options: MappingOptions | None = None) -> tuple[NetworkMapping, ...]:
     """Map a network on several arrays at once: one :class:`NetworkMapping` per array, equal to
     ``map_network`` on each, but each layer shape is searched once for all arrays (vectorised).
@@ -283,7 +281,8 @@ def map_sweep(network: Network | Sequence[AnyLayer], arrays: Sequence[ArraySpec]
         _check_target(a, options)
     if options is None:
         options = MappingOptions(geometry=network.geometry)  # type: ignore[arg-type]
-    strategies = [get_strategy(m) for m in dict.fromkeys(check_methods(methods))]
+    chosen = check_methods(strategy_names() if methods is None else methods)
+    strategies = [get_strategy(m) for m in dict.fromkeys(chosen)]
     per_array: list[list[LayerReport]] = [[] for _ in arrays]
     for layer in network.layers:
         columns = {}

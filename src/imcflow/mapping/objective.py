@@ -39,6 +39,7 @@ from imcflow.hardware.array import ArraySpec
 from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping
 from imcflow.mapping.flex import first_tile_weights
 from imcflow.mapping.geometry import LayerProblem, ceil_div
+from imcflow.mapping.layout import CHANNEL, FLAT
 from imcflow.mapping.search import Grid
 
 if TYPE_CHECKING:
@@ -164,8 +165,6 @@ def plans_as_candidates(problems: Sequence[LayerProblem], plans: Sequence[LayerM
     score a whole network in one vectorised call; and a mask of the plans this reproduces exactly
     (their tiles are the flat or channel tiling at the plan's own tile counts). Others, e.g. the
     published SDK search's over-filled columns, are left to the ordinary cost path."""
-    from imcflow.cost.counts import layout_of
-
     def col(values) -> np.ndarray:
         return np.array(values, dtype=np.int64)
 
@@ -173,7 +172,7 @@ def plans_as_candidates(problems: Sequence[LayerProblem], plans: Sequence[LayerM
     shape = (a, b, col([m.window.pw_h * m.window.pw_w for m in plans]), col([m.windows for m in plans]),
              col([p.ic for p in problems]), col([p.oc for p in problems]),
              col([p.groups for p in problems]), array.rows, array.usable_cols)
-    layouts = [layout_of(m) for m in plans]
+    layouts = [m.layout.name for m in plans]
     flat, packed = _flat(*shape, pack=False), _flat(*shape, pack=True)
     channel, ok = _channel(*shape)
     gp = col([m.groups_per_tile for m in plans])
@@ -290,12 +289,12 @@ def plan_of(cand: Candidates, i: int, problem: LayerProblem, array: ArraySpec, m
         oct_ = min(array.usable_cols // (a * b), problem.oc)
         return build_mapping(method, problem, array, a=a, b=b, row_tiles=tr, col_tiles=tc, ict=ict,
                              oct=oct_, tile_weights=a * b * problem.taps * ict * oct_,
-                             fallback="vwsdk", layer_name=layer_name)
+                             layout=CHANNEL, fallback="vwsdk", layer_name=layer_name)
     weights = (gp * a * b * problem.taps * problem.ic * problem.oc if gp > 1
                else first_tile_weights(problem, array, a, b))
     return build_mapping(method, problem, array, a=a, b=b, row_tiles=tr, col_tiles=tc,
                          ict=ceil_div(problem.ic, tr), oct=ceil_div(problem.oc, tc),
-                         tile_weights=weights, groups_per_tile=gp, fallback="flex",
+                         tile_weights=weights, groups_per_tile=gp, layout=FLAT, fallback="flex",
                          layer_name=layer_name)
 
 

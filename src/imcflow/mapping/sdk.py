@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from imcflow.hardware.array import ArraySpec
-from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
+from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping
 from imcflow.mapping.geometry import LayerProblem, ceil_div
 from imcflow.mapping.im2col import im2col_tiles
+from imcflow.mapping.layout import FLAT
 
 
 def sdk_windows(problem: LayerProblem, arrays: Sequence[ArraySpec], options: MappingOptions) -> list[int]:
@@ -55,7 +56,9 @@ def sdk_window(problem: LayerProblem, array: ArraySpec, options: MappingOptions)
 
 class Sdk:
     name = "sdk"
+    title = "SDK"  # how reports print it
     description = "square n x n output window over all channels inside im2col's frozen tile budget"
+    layout = FLAT
 
     def __init__(self, search: Callable[[LayerProblem, Sequence[ArraySpec], MappingOptions], list[int]]
                  = sdk_windows):
@@ -74,9 +77,8 @@ class Sdk:
         ar0, ac0 = im2col_tiles(problem, array)
         # The window is spread over the AR0 x AC0 virtual array: report the average tile.
         tile_weights = n * n * problem.taps * problem.ic * problem.oc / (ar0 * ac0)
-        return build_mapping(self.name, problem, array, a=n, b=n, row_tiles=ar0, col_tiles=ac0,
+        return build_mapping(self.name, problem, array, layout=self.layout,
+                             a=n, b=n, row_tiles=ar0, col_tiles=ac0,
                              ict=problem.ic, oct=problem.oc, tile_weights=tile_weights,
                              layer_name=layer_name)
 
-
-register_strategy(Sdk())

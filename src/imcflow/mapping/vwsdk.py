@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from imcflow.hardware.array import ArraySpec
-from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping, register_strategy
+from imcflow.mapping.base import LayerMapping, MappingOptions, build_mapping
 from imcflow.mapping.geometry import LayerProblem, ceil_div
 from imcflow.mapping.im2col import im2col_tiles
+from imcflow.mapping.layout import CHANNEL, FLAT
 from imcflow.mapping.search import Grid, search_windows
 
 WindowSearch = Callable[[LayerProblem, Sequence[ArraySpec]], list["tuple[int, int] | None"]]
@@ -187,7 +188,9 @@ def paper_window_label(problem: LayerProblem, array: ArraySpec, a: int, b: int) 
 
 class VwSdk:
     name = "vwsdk"
+    title = "VW-SDK"  # how reports print it
     description = "variable rectangular windows over whole ICt/OCt channel tiles; min with im2col"
+    layout = CHANNEL
 
     def __init__(self, search: WindowSearch = optimal_windows):
         self.search = search  # the optimal search; replaceable (the benchmark plugs in the plain loop)
@@ -219,14 +222,15 @@ class VwSdk:
                 ict, oct_ = min(ict_raw, problem.ic), min(oct_raw, problem.oc)
                 label = (paper_window_label(problem, array, a, b) if options.search == "paper"
                          else f"{ph}x{pw}x{ict}x{oct_}")
-                return build_mapping(self.name, problem, array, a=a, b=b, row_tiles=tr, col_tiles=tc,
-                                     ict=ict, oct=oct_, tile_weights=a * b * problem.taps * ict * oct_,
+                return build_mapping(self.name, problem, array, layout=self.layout, a=a, b=b,
+                                     row_tiles=tr, col_tiles=tc, ict=ict, oct=oct_,
+                                     tile_weights=a * b * problem.taps * ict * oct_,
                                      label=label, layer_name=layer_name)
+        # No window beats im2col: report im2col's plan, tiles laid out the im2col (flat) way.
         tile_weights = min(array.rows, problem.taps * problem.ic) * min(array.usable_cols, problem.oc)
-        return build_mapping(self.name, problem, array, a=1, b=1, row_tiles=ar, col_tiles=ac,
+        return build_mapping(self.name, problem, array, layout=FLAT,
+                             a=1, b=1, row_tiles=ar, col_tiles=ac,
                              ict=ceil_div(problem.ic, ar), oct=ceil_div(problem.oc, ac),
                              tile_weights=tile_weights, label="im2col", fallback="im2col",
                              layer_name=layer_name)
 
-
-register_strategy(VwSdk())

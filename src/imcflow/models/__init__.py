@@ -13,8 +13,6 @@ from imcflow.models.registry import (
                                      default_input_shape,
                                      get_spec,
                                      model_names,
-                                     traced_network,
 )
 
-__all__ = ["MODELS", "ModelSpec", "create_model", "default_input_shape", "get_spec", "model_names",
-           "traced_network"]
+__all__ = ["MODELS", "ModelSpec", "create_model", "default_input_shape", "get_spec", "model_names"]

@@ -1,25 +1,22 @@
-"""The built-in model registry: names -> PyTorch factories, default inputs, and traced Networks.
+"""The built-in model registry: names -> PyTorch factories and default inputs.
 
-``create_model("resnet20", num_classes=10, in_channels=1)`` builds a trainable module;
-:func:`traced_network` (what ``imcflow map resnet18`` uses, through :mod:`imcflow.networks`) builds the
-model on torch's ``meta`` device - shapes only, no weight memory, milliseconds even for VGG-16 - and
-traces it with :func:`imcflow.frontends.torch_trace.trace_module`. Nothing is built or traced at import
-time; traced networks are cached per (name, input shape).
+``create_model("resnet20", num_classes=10, in_channels=1)`` builds a trainable module. Layer lists of
+these models (what ``imcflow map resnet18`` uses) come from :mod:`imcflow.networks.builtin`: a
+torch-free cache at each model's default input, traced on demand at other inputs. This package imports
+neither :mod:`imcflow.networks` nor :mod:`imcflow.frontends`.
 """
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import torch
 from torch import nn
 
-from imcflow.errors import ConfigError, UnknownNameError
-from imcflow.layers import Network
+from imcflow.errors import ConfigError
 from imcflow.models import mobilenet, resnet_cifar, resnet_imagenet, small, vgg
+from imcflow.registry import Registry
 from imcflow.validate import check_int, check_type
 
 IMAGENET = (3, 224, 224)
@@ -66,19 +63,16 @@ _SPECS = [
     ModelSpec("smallcnn-28", small.smallcnn28, (1, 28, 28), 10, "two-conv CNN, 28x28 digits"),
     ModelSpec("smallcnn-8", small.smallcnn8, (1, 8, 8), 10, "two-conv CNN, 8x8 digits"),
 ]
-MODELS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
+MODELS: Registry[ModelSpec] = Registry("model", {s.name: s for s in _SPECS})
 
 
 def model_names() -> list[str]:
     """Names of the built-in PyTorch models, in a stable (registration) order."""
-    return list(MODELS)
+    return MODELS.names()
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+    return MODELS.get(name)
 
 
 def default_input_shape(name: str) -> tuple[int, int, int]:
@@ -120,41 +114,3 @@ def create_model(name: str, num_classes: int | None = None, in_channels: int | N
         raise ConfigError(f"model {name!r}: unknown option(s) {unknown}; allowed: "
                           f"{sorted(allowed) or 'none'}")
     return spec.factory(**args, **kw)
-
-
-@lru_cache(maxsize=64)
-def _traced(name: str, input_shape: tuple[int, int, int]) -> Network:
-    from imcflow.frontends.torch_trace import trace_module
-
-    # Only shapes matter for a layer list: build on the meta device (no weight memory, no init cost).
-    with torch.device("meta"):
-        model = create_model(name, in_channels=input_shape[0], input_size=input_shape[1:])
-    return trace_module(model, input_shape, name=name, source="built-in")
-
-
-def traced_network(name: str, input_shape: tuple[int, ...] | None = None) -> Network:
-    """The layer list of a built-in model at ``input_shape`` (default: its own), cached.
-
-    >>> net = traced_network("resnet20")
-    >>> len(net.layers), net.layers[0].name, net.layers[-1].name
-    (22, 'conv1', 'fc')
-    """
-    spec = get_spec(name)
-    shape = spec.input_shape if input_shape is None else tuple(input_shape)
-    if len(shape) != 3:
-        raise ConfigError(f"model {name!r}: --input must be CxHxW (e.g. "
-                          f"{'x'.join(map(str, spec.input_shape))}), got {'x'.join(map(str, shape))}")
-    return _traced(name, shape)
-
-
-def _register_with_networks() -> None:
-    from imcflow.networks import register_builtin
-
-    def builder(name: str) -> Callable[[tuple[int, ...] | None], Network]:
-        return lambda shape: traced_network(name, shape)
-
-    for model_name in MODELS:
-        register_builtin(model_name, builder(model_name))
-
-
-_register_with_networks()

@@ -1,43 +1,64 @@
 """Turn what a user names (a built-in model, a published layer list, a file) into a :class:`Network`.
 
 Every command that takes a network resolves it here, so all of them accept the same arguments.
-Loaders are registered by name (built-ins) or by file suffix (frontends); nothing here imports torch
-until a torch model is actually asked for.
+Two registries (:class:`~imcflow.registry.Registry`): :data:`BUILTINS` by name (the published layer
+lists of :mod:`.paper`, then the built-in PyTorch models, whose layer lists come from the torch-free
+cache of :mod:`.builtin`) and :data:`FILE_LOADERS` by file suffix (each imports its frontend module
+only when called). Nothing here imports torch until a model is traced at an input shape the cache
+does not hold, or a ``file.py:factory`` is loaded.
+
+Imports point one way: this package may import :mod:`imcflow.frontends` and :mod:`imcflow.models`
+(lazily, when loading); neither of those imports this package.
+
+=========  ===========================================  ===========================================
+suffix     module                                       what it reads
+=========  ===========================================  ===========================================
+.onnx      :mod:`imcflow.frontends.onnx_import`         ONNX model (external data, shape inference)
+.csv       :mod:`imcflow.frontends.neurosim`            NeuroSim NetWork.csv (padded convention)
+.yaml/.yml :mod:`imcflow.frontends.netfile`             the plain network file
+.json      :mod:`imcflow.frontends.netfile`             the plain network file
+=========  ===========================================  ===========================================
 """
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 
 from imcflow.errors import ConfigError, UnknownNameError
 from imcflow.layers import Network
+from imcflow.networks.builtin import builtin_model_names, builtin_network
 from imcflow.networks.paper import PAPER_NETWORKS
+from imcflow.registry import Registry
 from imcflow.validate import check_int, check_type
 
 InputShape = tuple[int, ...] | None
-# name -> factory(input_shape) -> Network
-_BUILTINS: dict[str, Callable[[InputShape], Network]] = {
-    name: (lambda shape, f=f: f()) for name, f in PAPER_NETWORKS.items()}
-# file suffix (".onnx", ".csv", ...) -> loader(path, input_shape) -> Network
-_FILE_LOADERS: dict[str, Callable[[str, InputShape], Network]] = {}
+Loader = Callable[[str, InputShape], Network]
+
+#: name -> factory(input_shape) -> Network
+BUILTINS: Registry[Callable[[InputShape], Network]] = Registry("network")
+#: file suffix (".onnx", ".csv", ...) -> loader(path, input_shape) -> Network
+FILE_LOADERS: Registry[Loader] = Registry("network file suffix", normalize=str.lower)
+
+
 # Built-in names and file suffixes whose layer list fixes every size: an input shape given to them
 # would be silently ignored, so it is refused instead.
-_FIXED_SIZE: set[str] = set(PAPER_NETWORKS)
-# Modules that register more loaders when imported (torch models, frontends). Imported lazily.
-_PLUGIN_MODULES = ["imcflow.models.registry", "imcflow.frontends"]
-_plugins_loaded = False
+_FIXED_SIZE: set[str] = set()
 
 
-def register_builtin(name: str, factory: Callable[[InputShape], Network], takes_input: bool = True) -> None:
-    """``takes_input=False``: the network's sizes are fixed and an input shape is refused."""
-    _BUILTINS[name] = factory
+def register_builtin(name: str, factory: Callable[[InputShape], Network], takes_input: bool = True, *,
+                     replace: bool = False) -> None:
+    """Make ``load_network(name)`` (and ``imcflow map NAME``) return ``factory(input_shape)``.
+    ``takes_input=False``: the network's sizes are fixed and an input shape is refused."""
+    BUILTINS.register(name, factory, replace=replace)
     (_FIXED_SIZE.discard if takes_input else _FIXED_SIZE.add)(name)
 
 
-def register_file_loader(suffix: str, loader: Callable[[str, InputShape], Network],
-                         takes_input: bool = True) -> None:
-    """``takes_input=False``: files of this kind list every size and an input shape is refused."""
-    _FILE_LOADERS[suffix.lower()] = loader
+def register_file_loader(suffix: str, loader: Loader, takes_input: bool = True, *,
+                         replace: bool = False) -> None:
+    """Make ``load_network("x" + suffix)`` call ``loader(path, input_shape)``. ``takes_input=False``:
+    files of this kind list every size and an input shape is refused."""
+    FILE_LOADERS.register(suffix, loader, replace=replace)
     (_FIXED_SIZE.discard if takes_input else _FIXED_SIZE.add)(suffix.lower())
 
 
@@ -47,26 +68,46 @@ def _refuse_input(what: str, key: str, input_shape: InputShape) -> None:
                           f"({'x'.join(map(str, input_shape))}) would be ignored: drop --input")
 
 
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    import importlib
+def lazy_loader(module: str, function: str) -> Loader:
+    """A loader that imports ``module`` (and its heavy dependency) on its first call only."""
+    def load(path: str, input_shape: InputShape) -> Network:
+        return getattr(importlib.import_module(module), function)(path, input_shape)
 
-    for mod in _PLUGIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            # A plugin module that does not exist yet (or torch not installed): its names are absent.
-            if exc.name and (exc.name == mod or mod.startswith(exc.name) or exc.name == "torch"):
-                continue
-            raise
+    load.__name__ = load.__qualname__ = function
+    load.__doc__ = f"Load a network file with :func:`{module}.{function}` (imported on first use)."
+    return load
+
+
+def _paper_factory(make: Callable[[], Network]) -> Callable[[InputShape], Network]:
+    def load(input_shape: InputShape) -> Network:
+        return make()  # a published layer list has one input size: the one it was printed for
+
+    return load
+
+
+def _model_factory(name: str) -> Callable[[InputShape], Network]:
+    def load(input_shape: InputShape) -> Network:
+        return builtin_network(name, input_shape)
+
+    return load
+
+
+for _name, _paper in PAPER_NETWORKS.items():
+    register_builtin(_name, _paper_factory(_paper), takes_input=False)
+for _model in builtin_model_names():
+    register_builtin(_model, _model_factory(_model))
+for _suffix, _module, _function in (
+        (".onnx", "imcflow.frontends.onnx_import", "load_onnx"),
+        (".csv", "imcflow.frontends.neurosim", "read_neurosim_csv"),
+        (".yaml", "imcflow.frontends.netfile", "read_network_file"),
+        (".yml", "imcflow.frontends.netfile", "read_network_file"),
+        (".json", "imcflow.frontends.netfile", "read_network_file")):
+    # A NetWork.csv lists every size itself (no input shape to take).
+    register_file_loader(_suffix, lazy_loader(_module, _function), takes_input=_suffix != ".csv")
 
 
 def builtin_names() -> list[str]:
-    _load_plugins()
-    return sorted(_BUILTINS)
+    return sorted(BUILTINS.names())
 
 
 def parse_input_shape(text: str | None) -> InputShape:
@@ -99,10 +140,9 @@ def load_network(spec: str, input_shape: InputShape = None) -> Network:
     check_type("network", spec, str, hint="a built-in name, file.py:factory or a network file path")
     if input_shape is not None:
         input_shape = _check_shape(input_shape)
-    _load_plugins()
-    if spec in _BUILTINS:
+    if spec in BUILTINS:
         _refuse_input(f"network {spec!r}", spec, input_shape)
-        return _BUILTINS[spec](input_shape)
+        return BUILTINS.get(spec)(input_shape)
     if ".py:" in spec:
         path, factory = spec.rsplit(":", 1)
         from imcflow.frontends.torch_trace import load_python_factory  # torch needed from here on
@@ -110,12 +150,12 @@ def load_network(spec: str, input_shape: InputShape = None) -> Network:
         return load_python_factory(path, factory, input_shape)
     suffix = os.path.splitext(spec)[1].lower()
     if suffix:
-        if suffix not in _FILE_LOADERS:
-            known = ", ".join(sorted(_FILE_LOADERS) + [".py:factory"])
+        if suffix not in FILE_LOADERS:
+            known = ", ".join(sorted(FILE_LOADERS.names()) + [".py:factory"])
             raise ConfigError(f"no loader for {suffix!r} files ({spec}); supported: {known}")
         if not os.path.exists(spec):
             raise ConfigError(f"network file not found: {spec}")
         _refuse_input(f"{spec} ({suffix} file)", suffix, input_shape)
-        return _FILE_LOADERS[suffix](spec, input_shape)
+        return FILE_LOADERS.get(suffix)(spec, input_shape)
     raise UnknownNameError(f"unknown network {spec!r}; built-in: {', '.join(builtin_names())}; "
                            f"or give a file (.py:factory with --input, or a network file)")

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from imcflow.errors import ConfigError, check_int
+from imcflow.registry import Registry
 
 _EPS = 1e-12
 
@@ -186,22 +187,25 @@ class ClampedUniformActivation(nn.Module):
         return f"bits={self.bits}, clip={float(self.clip):g}"
 
 
-# name -> factory(bits, **options): the weight quantizer registry.
-WEIGHT_QUANTIZERS: dict[str, Callable[..., WeightQuantizer]] = {
-    "uniform": UniformSymmetricWeight,
-    "dorefa": DoReFaWeight,
-    "pow2": PowerOfTwoWeight,
-}
+# name -> factory(bits, **options): the weight quantizer registry (the one list of quantizer names).
+WEIGHT_QUANTIZERS: Registry[Callable[..., WeightQuantizer]] = Registry("weight quantization scheme")
+WEIGHT_QUANTIZERS.register("uniform", UniformSymmetricWeight)
+WEIGHT_QUANTIZERS.register("dorefa", DoReFaWeight)
+WEIGHT_QUANTIZERS.register("pow2", PowerOfTwoWeight)
+
+
+#: The ``--quant`` value for float (unquantized) weights.
+NO_QUANTIZATION = "none"
+
+
+def quant_scheme_names() -> list[str]:
+    """Every value ``--quant`` accepts: the registered weight quantizers, then ``none`` (float)."""
+    return [*WEIGHT_QUANTIZERS.names(), NO_QUANTIZATION]
 
 
 def weight_quantizer(scheme: str, bits: int, **options) -> WeightQuantizer:
     """Build a weight quantizer by registry name (``uniform``, ``dorefa``, ``pow2``)."""
-    try:
-        factory = WEIGHT_QUANTIZERS[scheme]
-    except KeyError:
-        raise ConfigError(f"weight quantization scheme {scheme!r} is unknown; known: "
-                          f"{', '.join(WEIGHT_QUANTIZERS)}") from None
-    return factory(bits, **options)
+    return WEIGHT_QUANTIZERS.get(scheme)(bits, **options)
 
 
 def is_power_of_two(x: torch.Tensor) -> bool:
@@ -210,5 +214,6 @@ def is_power_of_two(x: torch.Tensor) -> bool:
     return bool(torch.all(mantissa == 0.5))
 
 
-__all__ = ["ClampedUniformActivation", "DoReFaWeight", "PowerOfTwoWeight", "UniformSymmetricWeight",
-           "WEIGHT_QUANTIZERS", "WeightQuantizer", "is_power_of_two", "round_ste", "weight_quantizer"]
+__all__ = ["ClampedUniformActivation", "DoReFaWeight", "NO_QUANTIZATION", "PowerOfTwoWeight",
+           "UniformSymmetricWeight", "WEIGHT_QUANTIZERS", "WeightQuantizer", "is_power_of_two",
+           "quant_scheme_names", "round_ste", "weight_quantizer"]

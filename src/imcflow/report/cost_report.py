@@ -1,9 +1,9 @@
 """Render cost results (:class:`~imcflow.cost.NetworkCost` per method) as a text table, CSV or JSON.
 
-JSON of one method: ``{network, method, preset, mode, ..., totals, layers}`` where ``totals`` and each
-layer carry ``energy_j``, ``latency_s``, ``area_mm2``, ``energy_breakdown_j`` (component -> J, summing
-to ``energy_j``), ``area_breakdown_mm2``, ``edp_js``, ``tops_per_w``, ``tops_per_mm2``. Several methods:
-``{methods: {method: <that object>}, comparison: [...]}``.
+JSON has one schema however many methods were costed: ``{methods: {method: {network, method, preset,
+mode, ..., totals, layers}}, comparison: [one row per method]}`` where ``totals`` and each layer carry
+``energy_j``, ``latency_s``, ``area_mm2``, ``energy_breakdown_j`` (component -> J, summing to
+``energy_j``), ``area_breakdown_mm2``, ``edp_js``, ``tops_per_w``, ``tops_per_mm2``.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from imcflow.cost.results import CostFigures, NetworkCost
+from imcflow.registry import Registry
 from imcflow.report.table import render_table
 
 
@@ -41,11 +42,9 @@ def comparison_rows(costs: Mapping[str, NetworkCost]) -> list[dict[str, Any]]:
 
 
 def to_json(costs: Mapping[str, NetworkCost], with_counts: bool = True) -> str:
-    if len(costs) == 1:
-        obj: Any = next(iter(costs.values())).to_dict(with_counts)
-    else:
-        obj = {"methods": {m: nc.to_dict(with_counts) for m, nc in costs.items()},
-               "comparison": comparison_rows(costs)}
+    """``{methods: {method: cost}, comparison: [...]}``, the same for one method or several."""
+    obj = {"methods": {m: nc.to_dict(with_counts) for m, nc in costs.items()},
+           "comparison": comparison_rows(costs)}
     return json.dumps(_clean(obj), indent=2)
 
 
@@ -100,5 +99,5 @@ def to_table(costs: Mapping[str, NetworkCost]) -> str:
     return out
 
 
-FORMATTERS: dict[str, Callable[[Mapping[str, NetworkCost]], str]] = {
-    "table": to_table, "csv": to_csv, "json": to_json}
+FORMATTERS: Registry[Callable[[Mapping[str, NetworkCost]], str]] = Registry(
+    "cost report format", {"table": to_table, "csv": to_csv, "json": to_json})

@@ -46,8 +46,9 @@ def plot_energy_breakdown(cost: NetworkCost, path: str) -> str:
     return path
 
 
-def plot_methods(costs: Mapping[str, NetworkCost], path: str) -> str:
-    """Two panels: total cycles and total energy per mapping method. Returns ``path``."""
+def plot_methods(costs: Mapping[str, NetworkCost], path: str, note: str | None = None) -> str:
+    """Two panels: total cycles and total energy per mapping method, with ``note`` (why methods
+    coincide, :func:`~imcflow.report.mapping_report.coincidence_note`) under them. Returns ``path``."""
     plt = _pyplot()
     methods = list(costs)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
@@ -55,18 +56,33 @@ def plot_methods(costs: Mapping[str, NetworkCost], path: str) -> str:
     ax1.set_ylabel("cycles (array activations)")
     ax2.bar(methods, [costs[m].totals.energy_j * 1e6 for m in methods], color="tab:orange")
     ax2.set_ylabel("energy (uJ)")
-    first = next(iter(costs.values()))
-    fig.suptitle(f"{first.network} on {first.array}, preset {first.preset}: cycles vs energy")
-    fig.tight_layout()
+    fig.suptitle(methods_plot_title(costs, note))
+    if note:
+        import textwrap
+
+        fig.text(0.5, 0.01, textwrap.fill(note, 130), ha="center", va="bottom", fontsize=7)
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
+    else:
+        fig.tight_layout()
     _save(fig, path)
     return path
 
 
+def methods_plot_title(costs: Mapping[str, NetworkCost], note: str | None = None) -> str:
+    """The title of the methods plot; it says when the bars are identical (see ``note``)."""
+    first = next(iter(costs.values()))
+    title = f"{first.network} on {first.array}, preset {first.preset}: cycles vs energy"
+    if note and len({nc.cycles for nc in costs.values()}) == 1:
+        title += "\n(every method maps as im2col here: identical bars, see the note below)" \
+            if "maps as im2col" in note else "\n(identical cycles for every method, see the note below)"
+    return title
+
+
 def write_cost_plots(costs: Mapping[str, NetworkCost], all_methods: Mapping[str, NetworkCost],
-                     directory: str) -> list[str]:
+                     directory: str, note: str | None = None) -> list[str]:
     """Write ``energy_breakdown_<method>.png`` per costed method and ``methods.png`` into directory."""
     make_output_dir(directory, "--plot")
     paths = [plot_energy_breakdown(nc, os.path.join(directory, f"energy_breakdown_{m}.png"))
              for m, nc in costs.items()]
-    paths.append(plot_methods(all_methods, os.path.join(directory, "methods.png")))
+    paths.append(plot_methods(all_methods, os.path.join(directory, "methods.png"), note))
     return paths

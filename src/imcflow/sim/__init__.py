@@ -2,7 +2,7 @@
 a model wrapper and a library-level verifier (torch required)."""
 from imcflow.sim.effects import AdcSpec, NoiseSpec, SimConfig
 from imcflow.sim.executor import CrossbarLayer, SimCounters, SimResult, reference_conv
-from imcflow.sim.tiles import LayerTiles, Tile, build_tiles, register_tile_cutter
+from imcflow.sim.tiles import LayerTiles, Tile, build_tiles
 
 __all__ = ["AdcSpec", "NoiseSpec", "SimConfig", "CrossbarLayer", "SimCounters", "SimResult",
-           "reference_conv", "LayerTiles", "Tile", "build_tiles", "register_tile_cutter"]
+           "reference_conv", "LayerTiles", "Tile", "build_tiles"]

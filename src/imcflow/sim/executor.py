@@ -49,7 +49,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from imcflow.errors import ConfigError, UnknownNameError
+from imcflow.errors import ConfigError
+from imcflow.registry import Registry
 from imcflow.sim.effects import InputEncoding, SimConfig, input_encoding, weight_encoding
 from imcflow.sim.tiles import LayerTiles
 
@@ -148,13 +149,12 @@ class _Windows:
 # individual steps).
 Engine = Callable[["CrossbarLayer", torch.Tensor, _RowTile, _Windows, int, torch.dtype,
                    "tuple[float, ...] | None"], torch.Tensor]
-_ENGINES: dict[str, Engine] = {}
+ENGINES: Registry[Engine] = Registry("simulator engine")
 
 
-def register_engine(name: str, engine: Engine) -> Engine:
+def register_engine(name: str, engine: Engine, *, replace: bool = False) -> Engine:
     """Add a way of computing the window x tile products (``CrossbarLayer(engine=name)``)."""
-    _ENGINES[name] = engine
-    return engine
+    return ENGINES.register(name, engine, replace=replace)
 
 
 def _gather_engine(sim: CrossbarLayer, planes: torch.Tensor, rt: _RowTile, win: _Windows, steps: int,
@@ -310,9 +310,7 @@ class CrossbarLayer:
         self.fused = fused
         self._merged: _RowTile | None = None
         self._scaled: dict[int, tuple[torch.Tensor, _RowTile]] = {}
-        if engine not in _ENGINES:
-            raise UnknownNameError(f"unknown simulator engine {engine!r}; known: {', '.join(_ENGINES)}")
-        self.engine = _ENGINES[engine]
+        self.engine = ENGINES.get(engine)
         self.tiles = tiles
         self.config = config or SimConfig()
         where = f"layer {tiles.layer.name!r}"

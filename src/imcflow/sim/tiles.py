@@ -13,117 +13,29 @@ one matrix-vector product per window, the *set matrix* of shape ``K x N``:
 * cell ``W[o, c, i, j]`` where tap ``(i, j)`` of offset ``(wy, wx)`` reads PW pixel ``(y, x)``
   (:func:`~imcflow.mapping.geometry.tap_pixel_index`), else 0. Groups of one set are block-diagonal.
 
-Physical tiles are a grid of row slices x column index sets of that matrix. How each strategy cuts is a
-registered *cutter* (a registry, not an if/elif chain):
-
-* ``im2col`` (window 1x1, so the set matrix is the unrolled kernel), ``flex`` and ``sdk``: rows cut every
-  R, columns every C' (:func:`cut_every`). For SDK this cuts the virtual (R*AR0) x (C'*AC0) array into
-  exactly AR0 x AC0 physical arrays: the plan's window satisfies PW*IC <= R*AR0 and n*n*OC <= C'*AC0,
-  and PW*IC >= Kh*Kw*IC, n*n*OC >= OC, so the cut count is AR0 along rows and AC0 along columns.
-* ``vwsdk``: whole channels: row tile = ICt channels x P pixels, column tile = OCt output channels x
-  a*b offsets, offset-major inside the tile (section 6 ``column = (wy*b + wx)*OCt + o``)
-  (:func:`cut_channels`). A plan with ``fallback="im2col"`` is cut by the fallback's cutter.
+Physical tiles are a grid of row slices x column index sets of that matrix. How they are cut is the
+plan's own :class:`~imcflow.mapping.layout.TileLayout` (``plan.layout.cut``): this module never looks a
+strategy up by name, so a new strategy whose plans carry a layout simulates without touching it.
 
 Anything in which the built tiles disagree with the plan (tile counts, a tile larger than R x C') is
 listed in :attr:`LayerTiles.plan_mismatches`; the verifier reports it as a failure.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from imcflow.errors import ConfigError, UnknownNameError
+from imcflow.errors import ConfigError
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer
 from imcflow.mapping.base import LayerMapping, MappingOptions
 from imcflow.mapping.geometry import LayerProblem, axis_positions, ceil_div, tap_pixel_index
+from imcflow.mapping.layout import TileGeometry
 from imcflow.mapping.network import map_layer
 from imcflow.validate import check_type
-
-# A cutter returns (row slices [(r0, r1)], column index arrays) of one set matrix.
-Cutter = Callable[["TileGeometry", LayerMapping, ArraySpec], tuple[list[tuple[int, int]], list[np.ndarray]]]
-_CUTTERS: dict[str, Cutter] = {}
-
-
-def register_tile_cutter(method: str, cutter: Cutter) -> Cutter:
-    """Tell the simulator how tiles of a (custom) mapping strategy named ``method`` are cut."""
-    _CUTTERS[method] = cutter
-    return cutter
-
-
-def get_tile_cutter(method: str) -> Cutter:
-    try:
-        return _CUTTERS[method]
-    except KeyError:
-        raise UnknownNameError(f"no tile cutter for mapping method {method!r}; known: "
-                               f"{', '.join(_CUTTERS)} (add one with register_tile_cutter)") from None
-
-
-@dataclass(frozen=True)
-class TileGeometry:
-    """Where every row and column of one set matrix comes from (weights not included)."""
-
-    problem: LayerProblem
-    a: int
-    b: int
-    pos_h: tuple[int, ...]  # input offsets of the PW rows relative to the window origin
-    pos_w: tuple[int, ...]
-    groups_per_set: int
-    sets: int
-
-    @property
-    def pixels(self) -> int:
-        return len(self.pos_h) * len(self.pos_w)
-
-    @property
-    def rows_per_group(self) -> int:
-        return self.problem.ic * self.pixels
-
-    @property
-    def cols_per_group(self) -> int:
-        return self.a * self.b * self.problem.oc
-
-    @property
-    def set_rows(self) -> int:
-        return self.groups_per_set * self.rows_per_group
-
-    @property
-    def set_cols(self) -> int:
-        return self.groups_per_set * self.cols_per_group
-
-    def groups_in_set(self, s: int) -> int:
-        """Real groups in set ``s`` (the last set of a packed grouped conv may be partial)."""
-        return min(self.groups_per_set, self.problem.groups - s * self.groups_per_set)
-
-
-def cut_every(geo: TileGeometry, plan: LayerMapping, array: ArraySpec):
-    """Rows every R, columns every C', at arbitrary positions (im2col, SDK, flex)."""
-    k, n = geo.set_rows, geo.set_cols
-    rows = [(r, min(r + array.rows, k)) for r in range(0, k, array.rows)]
-    cols = [np.arange(c, min(c + array.usable_cols, n)) for c in range(0, n, array.usable_cols)]
-    return rows, cols
-
-
-def cut_channels(geo: TileGeometry, plan: LayerMapping, array: ArraySpec):
-    """VW-SDK: ICt whole input channels per row tile, OCt whole output channels (x a*b offsets) per
-    column tile, the column order inside a tile offset-major (mapping.md sections 5 and 6)."""
-    p, ic, oc, ab = geo.pixels, geo.problem.ic, geo.problem.oc, geo.a * geo.b
-    ict, oct_ = plan.window.ict, plan.window.oct
-    rows = [(c * p, min(c + ict, ic) * p) for c in range(0, ic, ict)]
-    cols = []
-    for o0 in range(0, oc, oct_):
-        o = np.arange(o0, min(o0 + oct_, oc))
-        cols.append((np.arange(ab)[:, None] * oc + o[None, :]).ravel())
-    return rows, cols
-
-
-for _name in ("im2col", "sdk", "flex"):
-    register_tile_cutter(_name, cut_every)
-register_tile_cutter("vwsdk", cut_channels)
 
 
 @dataclass(frozen=True)
@@ -269,7 +181,7 @@ def build_tiles(layer: ConvLayer, weight: torch.Tensor | np.ndarray, array: Arra
     if (len(geo.pos_h), len(geo.pos_w)) != (plan.window.pw_h, plan.window.pw_w):
         raise ConfigError(f"layer {layer.name!r}: plan PW {plan.window.pw_h}x{plan.window.pw_w} does "
                           f"not match the geometry's {len(geo.pos_h)}x{len(geo.pos_w)}")
-    rows, cols = get_tile_cutter(plan.fallback or plan.method)(geo, plan, array)
+    rows, cols = plan.layout.cut(geo, plan, array)
     mats = _set_matrices(w.to(torch.float64), geo)
     return LayerTiles(layer, plan, array, options.geometry, geo, tuple(rows), tuple(cols), mats,
                       _mismatches(geo, plan, array, rows, cols), w.to(torch.float64))

@@ -17,7 +17,7 @@ import torch
 
 from imcflow.hardware.array import ArraySpec
 from imcflow.layers import ConvLayer, Network, as_network
-from imcflow.mapping import DEFAULT_METHODS, MappingOptions, map_layer
+from imcflow.mapping import MappingOptions, map_layer, strategy_names
 from imcflow.mapping.network import check_methods
 from imcflow.seeding import check_seed
 from imcflow.sim.effects import SimConfig
@@ -137,7 +137,7 @@ def verify_layer(layer: ConvLayer, array: ArraySpec, method: str, options: Mappi
 
 
 def verify_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
-                   methods: Iterable[str] = DEFAULT_METHODS, options: MappingOptions | None = None,
+                   methods: Iterable[str] | None = None, options: MappingOptions | None = None,
                    config: SimConfig | None = None, batch: int = 1, seed: int = 0,
                    max_memory_gib: float = DEFAULT_MAX_MEMORY_GIB) -> VerifyReport:
     """:func:`verify_layer` for every layer and method of a network; every layer's memory estimate
@@ -146,7 +146,8 @@ def verify_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
     _check_arguments(array, options, config, batch, seed)
     options = options or MappingOptions(geometry=network.geometry)  # type: ignore[arg-type]
     config = config or SimConfig()
-    chosen = [m if isinstance(m, str) else m.name for m in dict.fromkeys(check_methods(methods))]
+    asked = check_methods(strategy_names() if methods is None else methods)  # default: every strategy
+    chosen = [m if isinstance(m, str) else m.name for m in dict.fromkeys(asked)]
     for layer in network.layers:
         for m in chosen:
             if isinstance(layer, ConvLayer):  # other records are refused by verify_layer, by name

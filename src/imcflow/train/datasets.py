@@ -56,6 +56,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from imcflow.errors import ConfigError, DataNotFoundError, FormatError, UnknownNameError, check_int
+from imcflow.registry import Registry
 
 SPLITS = ("train", "test")
 # BT.601 luma weights: the usual RGB -> gray conversion.
@@ -116,17 +117,17 @@ class _Entry:
     load: Loader
 
 
-_REGISTRY: dict[str, _Entry] = {}
+DATASETS: Registry[_Entry] = Registry("dataset")
 
 
-def register_dataset(info: DatasetInfo, load: Loader) -> None:
+def register_dataset(info: DatasetInfo, load: Loader, *, replace: bool = False) -> None:
     """Add a dataset to the registry (``load(split, root) -> (images, labels)``)."""
-    _REGISTRY[info.name] = _Entry(info, load)
+    DATASETS.register(info.name, _Entry(info, load), replace=replace)
 
 
 def dataset_names() -> list[str]:
     """Names :func:`load_dataset` accepts."""
-    return sorted(_REGISTRY)
+    return sorted(DATASETS.names())
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -135,11 +136,9 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def _entry(name: str) -> _Entry:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError(f"dataset {name!r} is unknown; known: {', '.join(dataset_names())}") \
-            from None
+    if name not in DATASETS:
+        raise UnknownNameError(f"dataset {name!r} is unknown; known: {', '.join(dataset_names())}")
+    return DATASETS.get(name)
 
 
 def default_root() -> Path:

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from imcflow.errors import ConfigError, RunFolderError, TrainingDivergedError, check_int
+from imcflow.registry import Registry
 from imcflow.seeding import check_seed, seed_everything
 from imcflow.train.augment import Augment, normalize
 from imcflow.train.checkpoint import (
@@ -47,17 +48,17 @@ from imcflow.train.checkpoint import (
 from imcflow.validate import check_float, check_type
 
 # name -> factory(params, config); a registry so a new optimizer is one entry.
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer", {
     "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
                                              weight_decay=c.weight_decay, nesterov=c.nesterov),
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
-}
+})
 
 # name -> lr factor at optimizer step ``step`` (0-based) of ``total``; applied every step.
-SCHEDULES: dict[str, Callable[[int, int], float]] = {
+SCHEDULES: Registry[Callable[[int, int], float]] = Registry("learning-rate schedule", {
     "cosine": lambda step, total: 0.5 * (1.0 + math.cos(math.pi * step / max(1, total))),
     "constant": lambda step, total: 1.0,
-}
+})
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,11 @@ class TrainConfig:
         check_seed(self.seed)
         check_float("lr", self.lr, 0, min_inclusive=False)
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS.names())}, "
+                              f"got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES.names())}, "
+                              f"got {self.schedule!r}")
         if not 0.0 <= check_float("momentum", self.momentum) < 1.0:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
         check_float("weight_decay", self.weight_decay, 0)
