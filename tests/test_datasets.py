@@ -230,9 +230,9 @@ def test_random_crop_is_a_window_of_the_padded_image():
 def test_hflip_and_normalize():
     x = torch.rand(64, 1, 4, 4)
     out = random_hflip(x, torch.Generator().manual_seed(0))
-    flipped = [torch.equal(o, xi.flip(2)) for o, xi in zip(out, x)]
-    kept = [torch.equal(o, xi) for o, xi in zip(out, x)]
-    assert all(f or k for f, k in zip(flipped, kept)) and 10 < sum(flipped) < 54
+    flipped = [torch.equal(o, xi.flip(2)) for o, xi in zip(out, x, strict=True)]
+    kept = [torch.equal(o, xi) for o, xi in zip(out, x, strict=True)]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True)) and 10 < sum(flipped) < 54
     n = normalize(torch.full((1, 2, 1, 1), 0.5), (0.5, 0.25), (0.5, 0.125))
     assert n.flatten().tolist() == [0.0, 2.0]
     aug = Augment.for_dataset(load_dataset("synthetic", "test"))

@@ -89,7 +89,7 @@ def test_hand_built_graph_layers_and_shapes_match_onnxruntime(tmp_path):
     # Ground truth: onnxruntime's output shapes of every conv equal the layers' output sizes.
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     outs = sess.run(None, {"x": RNG.standard_normal((1, 8, 20, 18)).astype(np.float32)})
-    for layer, out in zip(EXPECTED[:4], outs[:4]):
+    for layer, out in zip(EXPECTED[:4], outs[:4], strict=True):
         assert out.shape[2:] == layer.output_size(), layer.name
         assert out.shape[1] == layer.out_channels
     assert outs[4].shape == (1, 4)

@@ -36,7 +36,10 @@ arrays = st.builds(lambda r, c, wb, cb: ArraySpec(r, c, cell_bits=cb, weight_bit
                    st.sampled_from([1, 1, 2, 4, 8]), st.sampled_from([1, 2]))
 
 
-def all_methods(layer, array, options=MappingOptions()):
+DEFAULT_OPTIONS = MappingOptions()
+
+
+def all_methods(layer, array, options=DEFAULT_OPTIONS):
     return {m: map_layer(layer, array, m, options) for m in METHODS}
 
 

@@ -104,10 +104,11 @@ class NetworkCost:
         area: dict[str, float | None] = {}
         for k in self.layers[0].area_breakdown_mm2:
             vals = [l.area_breakdown_mm2[k] for l in self.layers]
-            if any(v is None for v in vals):
+            known = [v for v in vals if v is not None]
+            if len(known) < len(vals):
                 area[k] = None
             else:
-                area[k] = float(sum(vals)) if self.mode == "preloaded" else float(max(vals))
+                area[k] = float(sum(known)) if self.mode == "preloaded" else float(max(known))
         return CostFigures(sum(l.ops for l in self.layers), sum(l.latency_s for l in self.layers),
                            energy, area)
 

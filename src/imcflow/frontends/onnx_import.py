@@ -228,10 +228,11 @@ class _Graph:
                     perm = self.attr(node, "perm", list(reversed(range(len(dims)))))
                     dims = tuple(dims[p] for p in perm)
                 elif node.op_type == "Reshape":
-                    dims = self.shapes.get(node.output[0]) or ()
-                    if None in dims or not dims:
+                    shape = self.shapes.get(node.output[0]) or ()
+                    if None in shape or not shape:
                         continue
-                self.constants[node.output[0]] = tuple(dims)  # type: ignore[arg-type]
+                    dims = tuple(cast(int, d) for d in shape)
+                self.constants[node.output[0]] = tuple(dims)
                 self.origin[node.output[0]] = self.origin[src]
             elif _computed_from_constants(node, self.constants, self.unknown):
                 # Folded like a constant: a weight made at run time from initializers only (the model
@@ -372,7 +373,8 @@ def _conv(walk: _Walk, node) -> None:
         spatial, kernel, strides, dilations, pads = ((1, *spatial), (1, *kernel), (1, *strides),
                                                      (1, *dilations), [(0, 0), *pads])
     padding = tuple(min(p) for p in pads)
-    size = tuple(s + abs(b - e) for s, (b, e) in zip(spatial, pads, strict=False))
+    # spatial sizes are known here (unknown ones were refused above)
+    size = tuple(cast(int, s) + abs(b - e) for s, (b, e) in zip(spatial, pads, strict=False))
     name = walk.layer_name(node, node.input[1], "conv")
     if size != spatial:
         walk.asymmetric[name] = {"pads": [list(p) for p in pads], "onnx_input_size": list(spatial),
@@ -393,7 +395,8 @@ def _conv(walk: _Walk, node) -> None:
         if tuple(kernel) != tuple(w[2:]):
             raise ConfigError(f"kernel_shape {list(kernel)} differs from the weight's {list(w[2:])}")
         layer = ConvLayer(name, int(x[1]), int(w[0]), kernel, input_size=size, stride=strides,  # type: ignore[arg-type]
-                          padding=padding, dilation=dilations, groups=groups, bias=bias)
+                          padding=cast("tuple[int, int]", padding), dilation=dilations, groups=groups,
+                          bias=bias)
         y = g.shapes.get(node.output[0])
         if y and None not in y[2:] and tuple(y[-2:] if not one_d else (1, y[-1])) != layer.output_size():
             raise ConfigError(f"layer {name!r}: computed output {layer.output_size()} differs from the "
@@ -536,7 +539,8 @@ def import_onnx(path: str, input_shape: tuple[int, ...] | None = None, name: str
     network = None
     if walk.layers:
         first = graph.shapes.get(graph.graph_inputs[0]) if graph.graph_inputs else None
-        in_shape = tuple(int(d) for d in first[1:]) if first and None not in first[1:] else None
+        in_shape = (tuple(int(cast(int, d)) for d in first[1:]) if first and None not in first[1:]
+                    else None)
         meta = {"onnx": {"opset": [f"{o.domain or 'ai.onnx'}:{o.version}" for o in model.opset_import],
                          "producer": f"{model.producer_name} {model.producer_version}".strip(),
                          "passed_over": dict(walk.passed_over), "asymmetric_pads": walk.asymmetric,

@@ -15,6 +15,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from imcflow.layers import ConvLayer
+from imcflow.layers.core import as_pair
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class LayerProblem:
             return cls(ho, wo, layer.Kh, layer.Kw, layer.group_in_channels, layer.group_out_channels,
                        layer.groups)
         return cls(ho, wo, layer.Kh, layer.Kw, layer.group_in_channels, layer.group_out_channels,
-                   layer.groups, *layer.stride, *layer.dilation)
+                   layer.groups, *as_pair(layer.stride), *as_pair(layer.dilation))
 
     @cached_property
     def taps(self) -> int:

@@ -70,6 +70,12 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
+    # the four stages are set by name in __init__ (torchvision's attribute names)
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], blocks: tuple[int, int, int, int],
                  num_classes: int = 1000, in_channels: int = 3) -> None:
         super().__init__()
@@ -78,7 +84,7 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         in_planes = 64
-        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), blocks)):
+        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), blocks, strict=True)):
             stage = []
             for j in range(n):
                 stage.append(block(in_planes, planes, stride=2 if i > 0 and j == 0 else 1))

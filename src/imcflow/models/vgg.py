@@ -62,7 +62,7 @@ class VGG(nn.Module):
 def _mlp(sizes: list[int], dropout: float) -> nn.Sequential:
     """Linear layers ``sizes[0] -> ... -> sizes[-1]`` with ReLU (and dropout) between them."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU(inplace=True))

@@ -18,6 +18,7 @@ Worked example: q = 3, n = 2 (w = 0.75), x = 5, m_in = 1 (a = 2.5), bias 0, m_ou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -38,11 +39,14 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
     g = gamma / torch.sqrt(bn.running_var + bn.eps)
     bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                       padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True,
+    # torch types a Conv2d's geometry as tuple[int, ...]; it holds two entries.
+    pair = cast("tuple[int, int]", conv.kernel_size)
+    folded = nn.Conv2d(conv.in_channels, conv.out_channels, pair, stride=cast("tuple[int, int]", conv.stride),
+                       padding=cast("str | tuple[int, int]", conv.padding),
+                       dilation=cast("tuple[int, int]", conv.dilation), groups=conv.groups, bias=True,
                        padding_mode=conv.padding_mode).to(conv.weight.device, conv.weight.dtype)
     folded.weight.copy_(conv.weight * g.view(-1, 1, 1, 1))
-    folded.bias.copy_(beta + (bias - bn.running_mean) * g)
+    cast(torch.Tensor, folded.bias).copy_(beta + (bias - bn.running_mean) * g)
     return folded
 
 
@@ -106,5 +110,6 @@ def integerize_conv(conv: nn.Conv2d, weight_bits: int, m_in: int, m_out: int,
     q, _ = quantizer.integer(layer.weight)
     b = layer.bias if layer.bias is not None else torch.zeros(layer.out_channels)
     bias = torch.round(b.double() * 2.0 ** (n + m_in)).long()
-    return IntegerConv(q.long(), n, bias, int(m_in), int(m_out), tuple(layer.stride), tuple(layer.padding),
-                       tuple(layer.dilation), layer.groups, relu)
+    two = cast("tuple[int, int]", tuple(layer.stride)), cast("tuple[int, int]", tuple(layer.padding))
+    return IntegerConv(q.long(), n, bias, int(m_in), int(m_out), two[0], two[1],
+                       cast("tuple[int, int]", tuple(layer.dilation)), layer.groups, relu)

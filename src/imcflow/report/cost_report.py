@@ -67,7 +67,8 @@ def _opt(v: float | None, scale: float = 1.0) -> float | None:
 def _figure_row(name: str, method: str, cycles: int | None, f: CostFigures) -> list[Any]:
     e = f.energy_j
     adc = f.energy_breakdown_j.get("adc", 0.0)
-    top = max(f.energy_breakdown_j, key=f.energy_breakdown_j.get) if e else "-"
+    parts = f.energy_breakdown_j
+    top = max(parts, key=lambda k: parts[k]) if e else "-"
     return [name, method, cycles, f.latency_s * 1e6, e * 1e6, _opt(f.area_mm2), f.edp_js * 1e9,
             _opt(f.tops_per_w), _opt(f.tops_per_mm2), f"{100 * adc / e:.0f}%" if e else "-", top]
 

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import torch
 
-from imcflow.errors import ConfigError, check_int
+from imcflow.errors import ConfigError
 from imcflow.seeding import check_seed
 from imcflow.validate import check_bits, check_float, check_int, check_type
 

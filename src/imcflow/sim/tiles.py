@@ -60,7 +60,8 @@ class Tile:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.weights.shape  # type: ignore[return-value]
+        rows, cols = self.weights.shape
+        return rows, cols
 
     def to_dict(self) -> dict[str, Any]:
         return {"set": self.set_index, "row_tile": self.row_tile, "col_tile": self.col_tile,

@@ -152,7 +152,8 @@ def verify_network(network: Network | Sequence[ConvLayer], array: ArraySpec,
         for m in chosen:
             if isinstance(layer, ConvLayer):  # other records are refused by verify_layer, by name
                 check_sim_memory(layer, map_layer(layer, array, m, options), batch, max_memory_gib)
-    checks = tuple(verify_layer(layer, array, m, options, config, batch, seed, max_memory_gib)
+    checks = tuple(verify_layer(layer, array, m, options, config, batch, seed,  # type: ignore[arg-type]
+                                max_memory_gib)  # verify_layer refuses a composite record by name
                    for layer in network.layers for m in chosen)
     return VerifyReport(network.name, array, options, config, checks)
 

@@ -50,6 +50,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -201,8 +202,8 @@ def _convert_channels(x: torch.Tensor, info: DatasetInfo, channels: int) -> tupl
         gray = (x * w).sum(1, keepdim=True)
         # The luma of per-channel statistics is the mean's exact image; for the std it is an
         # upper bound (channels correlate), which is fine for normalisation.
-        mean = sum(a * b for a, b in zip(_LUMA, info.mean))
-        std = sum(a * b for a, b in zip(_LUMA, info.std))
+        mean = sum(a * b for a, b in zip(_LUMA, info.mean, strict=True))
+        std = sum(a * b for a, b in zip(_LUMA, info.std, strict=True))
         return gray, replace(info, in_channels=1, mean=(mean,), std=(std,))
     raise ConfigError(f"in_channels: cannot convert {x.shape[1]} channels to {channels}")
 
@@ -225,7 +226,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         data = fh.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise FormatError(f"{path}: not an IDX file (bad magic number)")
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    dtypes: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
+                              0x0E: ">f8"}
     code, ndim = data[2], data[3]
     if code not in dtypes:
         raise FormatError(f"{path}: unknown IDX type code 0x{code:02x}")
