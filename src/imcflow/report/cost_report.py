@@ -7,25 +7,13 @@ mode, ..., totals, layers}}, comparison: [one row per method]}`` where ``totals`
 """
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from imcflow.cost.results import CostFigures, NetworkCost
+from imcflow.io import dumps_json
 from imcflow.registry import Registry
 from imcflow.report.table import render_table
-
-
-def _clean(obj: Any) -> Any:
-    """JSON has no NaN/inf: write them as null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 def comparison_rows(costs: Mapping[str, NetworkCost]) -> list[dict[str, Any]]:
@@ -45,7 +33,7 @@ def to_json(costs: Mapping[str, NetworkCost], with_counts: bool = True) -> str:
     """``{methods: {method: cost}, comparison: [...]}``, the same for one method or several."""
     obj = {"methods": {m: nc.to_dict(with_counts) for m, nc in costs.items()},
            "comparison": comparison_rows(costs)}
-    return json.dumps(_clean(obj), indent=2)
+    return dumps_json(obj)
 
 
 def to_csv(costs: Mapping[str, NetworkCost]) -> str:

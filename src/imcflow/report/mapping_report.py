@@ -1,10 +1,10 @@
 """Text, CSV and JSON renderings of a :class:`~imcflow.mapping.NetworkMapping`."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+from imcflow.io import dumps_json
 from imcflow.layers import ConvLayer
 from imcflow.mapping import NetworkMapping, method_title
 from imcflow.registry import Registry
@@ -133,7 +133,7 @@ def mapping_csv(result: NetworkMapping) -> str:
 
 
 def mapping_json(result: NetworkMapping) -> str:
-    return json.dumps(result.to_dict(), indent=2)
+    return dumps_json(result.to_dict())
 
 
 FORMATTERS: Registry[Callable[[NetworkMapping], str]] = Registry(
